@@ -1,0 +1,131 @@
+"""The attack base class: one stateless ``perturb(model, X, y)`` contract."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from ..exceptions import NotLogitsWarning
+from ..utils._torch import as_tensor, eval_mode, make_generator
+from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
+                                 check_in_box, check_norm)
+
+__all__ = ["BaseAttack", "is_attack"]
+
+
+def is_attack(obj):
+    """True if ``obj`` follows the attack contract (has ``perturb``)."""
+    return callable(getattr(obj, "perturb", None))
+
+
+def _looks_like_probabilities(logits):
+    if logits.ndim != 2 or logits.shape[0] == 0:
+        return False
+    with torch.no_grad():
+        in_unit = bool(((logits >= 0) & (logits <= 1)).all())
+        sums_to_one = bool(((logits.sum(dim=1) - 1).abs() < 1e-4).all())
+    return in_unit and sums_to_one
+
+
+class BaseAttack(BaseEstimator):
+    """Base class of all attacks.
+
+    An attack is a stateless, clonable estimator. Its single entry point is
+    :meth:`perturb`, which takes the model as an argument, so that one attack object
+    can serve training, scoring and dataset learning, across folds and devices.
+
+    Subclasses set the threat-model parameters ``eps``, ``norm``, ``clip_min``,
+    ``clip_max`` and ``random_state`` in ``__init__`` and implement
+    ``_perturb(model, x, y, generator, return_info)``, which returns the adversarial
+    batch and a dict of per-sample information.
+    """
+
+    def _check_params(self):
+        check_eps(self.eps)
+        check_norm(self.norm)
+        check_clip_box(self.clip_min, self.clip_max)
+
+    def perturb(self, model, X, y, *, return_info=False):
+        """Return adversarial examples for ``(X, y)`` against ``model``.
+
+        Parameters
+        ----------
+        model : callable
+            Any torch callable mapping a batch of inputs to logits of shape
+            ``(n_samples, n_classes)``: a :class:`torch.nn.Module`, a fitted skorch
+            ``module_`` or a differentiable view of a pipeline. A module is put in
+            eval mode during the attack and its mode is restored afterwards.
+        X : tensor or ndarray of shape (n_samples, ...)
+            Clean inputs, inside ``[clip_min, clip_max]``. A tensor keeps its dtype
+            and device; a NumPy array is attacked as float32 and a NumPy array is
+            returned.
+        y : tensor or array-like of shape (n_samples,)
+            Integer class indices in ``[0, n_classes)``.
+        return_info : bool, default=False
+            Also return a dict of per-sample tensors (e.g. ``"n_correct_steps"``,
+            the number of iterations each point stayed correctly classified).
+
+        Returns
+        -------
+        X_adv : tensor or ndarray
+            Adversarial inputs of the same shape, dtype and device as ``X``.
+        info : dict
+            Only when ``return_info=True``.
+        """
+        self._check_params()
+        from_numpy = not isinstance(X, torch.Tensor)
+        if from_numpy:
+            X = np.asarray(X)
+            if not (np.issubdtype(X.dtype, np.floating)
+                    or np.issubdtype(X.dtype, np.integer)):
+                raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+            x = torch.as_tensor(X, dtype=torch.float32)
+        else:
+            if not X.is_floating_point():
+                raise TypeError(
+                    f"X must be a floating point tensor, got {X.dtype}; cast it first.")
+            x = X
+        y = as_tensor(y, device=x.device)
+        if y.ndim != 1 or y.is_floating_point() and not torch.equal(y, y.round()):
+            raise ValueError(f"y must be a 1-D array of class indices, got shape "
+                             f"{tuple(y.shape)}.")
+        y = y.long()
+        if x.ndim < 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"X must have shape (n_samples, ...) with n_samples == len(y); got X of "
+                f"shape {tuple(x.shape)} and {y.shape[0]} labels.")
+        check_finite_tensor(x)
+        check_in_box(x, self.clip_min, self.clip_max)
+
+        x = x.detach()
+        if self.eps == 0 or x.shape[0] == 0:
+            x_adv, info = x.clone(), self._trivial_info(model, x, y, return_info)
+        else:
+            generator = make_generator(self.random_state, x.device)
+            with eval_mode(model), torch.enable_grad():
+                x_adv, info = self._perturb(model, x, y, generator, return_info)
+            x_adv = x_adv.detach().to(dtype=x.dtype)
+        if from_numpy:
+            x_adv = x_adv.cpu().numpy()
+        return (x_adv, info) if return_info else x_adv
+
+    def _trivial_info(self, model, x, y, return_info):
+        """Info for an attack that leaves ``x`` unchanged."""
+        return {}
+
+    @staticmethod
+    def _warn_if_probabilities(logits):
+        if _looks_like_probabilities(logits):
+            warnings.warn(
+                "The model's outputs look like probabilities (in [0, 1], rows summing "
+                "to 1). Attacks need logits: probabilities saturate and hide "
+                "gradients, so robustness would be overstated.", NotLogitsWarning,
+                stacklevel=4)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags

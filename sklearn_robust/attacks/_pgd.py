@@ -1,0 +1,245 @@
+"""Projected gradient descent (Madry et al., 2018) and FGSM (Goodfellow et al., 2015)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numbers
+
+import torch
+
+from ..utils._torch import eval_mode
+from ._base import BaseAttack
+from ._losses import get_loss
+from ._projections import ascent_step, clip_to_box, project, random_init
+
+__all__ = ["PGD", "FGSM"]
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+
+
+def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
+            clip_min, clip_max, generator, n_restarts=1, count_correct=False,
+            logit_scale=1.0, warn=None):
+    """Core PGD loop shared by the attack classes.
+
+    Returns the adversarial batch and the per-sample number of iterations (out of
+    ``n_steps``) at which the iterate was still correctly classified, counted before
+    each update as in GAIRAT's geometry value kappa.
+    """
+    loss_fn = get_loss(loss)
+    clean_logits = None
+    if loss == "kl":
+        with torch.no_grad():
+            clean_logits = model(x) * logit_scale
+    best = x.clone()
+    best_kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
+    for restart in range(n_restarts):
+        if random_start:
+            kind = "normal" if random_start == "normal" else "uniform"
+            delta = random_init(x, eps, norm, generator, kind)
+            delta = clip_to_box(x + delta, clip_min, clip_max) - x
+        else:
+            delta = torch.zeros_like(x)
+        kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        for step in range(n_steps):
+            delta.requires_grad_(True)
+            logits = model(x + delta) * logit_scale
+            if warn is not None and restart == 0 and step == 0:
+                warn(logits)
+            if count_correct:
+                kappa += (logits.detach().argmax(dim=1) == y).long()
+            objective = loss_fn(logits, y, clean_logits).sum()
+            (grad,) = torch.autograd.grad(objective, delta)
+            with torch.no_grad():
+                delta = project(delta + ascent_step(grad, step_size, norm), eps, norm)
+                delta = clip_to_box(x + delta, clip_min, clip_max) - x
+        x_adv = (x + delta).detach()
+        if n_restarts == 1:
+            return x_adv, kappa
+        with torch.no_grad():
+            logits = model(x_adv) * logit_scale
+            fooled = logits.argmax(dim=1) != y
+            value = loss_fn(logits, y, clean_logits)
+        # prefer a restart that fools the model, then the one with the highest loss
+        better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (value > best_loss))
+        best[better] = x_adv[better]
+        best_kappa[better] = kappa[better]
+        best_loss = torch.where(better, value, best_loss)
+        best_fooled |= fooled
+    return best, best_kappa
+
+
+class PGD(BaseAttack):
+    """Projected gradient descent attack (Madry et al., 2018).
+
+    Maximises a loss inside the ``norm``-ball of radius ``eps`` (intersected with
+    the clip box) by signed (linf) or normalised (l2) gradient steps, projecting
+    after each step.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    n_steps : int, default=10
+        Number of gradient steps.
+    step_size : float or None, default=None
+        Step length. ``None`` uses ``2.5 * eps / n_steps`` (Madry et al.).
+    random_start : bool or {"uniform", "normal"}, default=True
+        Start from a uniform point of the ball (``True``/``"uniform"``), from
+        ``x + 0.001 * N(0, I)`` (``"normal"``, as in TRADES) or from ``x``
+        (``False``).
+    n_restarts : int, default=1
+        Number of runs; per sample, the run that fools the model (else the one with
+        the highest loss) is kept.
+    loss : {"ce", "kl", "cw", "dlr"} or callable, default="ce"
+        Objective to maximise: cross-entropy, KL divergence to the clean prediction
+        (TRADES), Carlini-Wagner margin, difference of logits ratio, or a callable
+        ``loss(logits, y) -> per-sample tensor``.
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open. Inputs outside it are rejected.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random start through a local :class:`torch.Generator`; the global
+        torch RNG is never touched.
+
+    See Also
+    --------
+    FGSM : Single-step attack.
+    sklearn_robust.metrics.robust_accuracy_score : Evaluate a fitted estimator.
+
+    Notes
+    -----
+    Threat model: untargeted, white-box, ``||x_adv - x|| <= eps`` in ``norm`` and
+    ``clip_min <= x_adv <= clip_max``. The model must return logits. The final iterate
+    of each run is returned. With ``return_info=True`` the info dict holds
+    ``"n_correct_steps"``: per sample, the number of iterations (checked before each
+    update, out of ``n_steps``) at which the point was still classified correctly,
+    GAIRAT's geometry value kappa (Zhang et al., 2021).
+
+    References
+    ----------
+    .. [1] A. Madry, A. Makelov, L. Schmidt, D. Tsipras and A. Vladu, "Towards Deep
+       Learning Models Resistant to Adversarial Attacks", ICLR 2018,
+       arXiv:1706.06083.
+    .. [2] H. Zhang, Y. Yu, J. Jiao, E. Xing, L. El Ghaoui and M. Jordan,
+       "Theoretically Principled Trade-off between Robustness and Accuracy",
+       ICML 2019, arXiv:1901.08573.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import PGD
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    >>> x_adv = PGD(eps=0.1, random_state=0).perturb(model, x, y)
+    >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
+    True
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", n_steps=10, step_size=None,
+                 random_start=True, n_restarts=1, loss="ce", clip_min=0.0,
+                 clip_max=1.0, random_state=None):
+        self.eps = eps
+        self.norm = norm
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.random_start = random_start
+        self.n_restarts = n_restarts
+        self.loss = loss
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        _check_positive_int(self.n_steps, "n_steps")
+        _check_positive_int(self.n_restarts, "n_restarts")
+        if self.step_size is not None:
+            if isinstance(self.step_size, bool) or not isinstance(
+                    self.step_size, numbers.Real) or not self.step_size > 0:
+                raise ValueError(f"step_size must be a number > 0 or None, got "
+                                 f"{self.step_size!r}.")
+        if self.random_start not in (True, False, "uniform", "normal"):
+            raise ValueError("random_start must be True, False, 'uniform' or 'normal', "
+                             f"got {self.random_start!r}.")
+        get_loss(self.loss)
+
+    def _step_size(self):
+        if self.step_size is None:
+            return 2.5 * self.eps / self.n_steps
+        return float(self.step_size)
+
+    def _run_kwargs(self):
+        return dict(eps=float(self.eps), norm=self.norm, n_steps=self.n_steps,
+                    step_size=self._step_size(), random_start=self.random_start,
+                    n_restarts=self.n_restarts, loss=self.loss,
+                    clip_min=self.clip_min, clip_max=self.clip_max)
+
+    def _perturb(self, model, x, y, generator, return_info):
+        x_adv, kappa = pgd_run(model, x, y, generator=generator,
+                               count_correct=return_info,
+                               warn=self._warn_if_probabilities, **self._run_kwargs())
+        return x_adv, ({"n_correct_steps": kappa} if return_info else {})
+
+    def _trivial_info(self, model, x, y, return_info):
+        if not return_info:
+            return {}
+        # with eps=0 every iterate equals x: kappa is n_steps where x is correct
+        with torch.no_grad(), eval_mode(model):
+            correct = (model(x).argmax(dim=1) == y).long() if x.shape[0] else y * 0
+        return {"n_correct_steps": correct * self._run_kwargs()["n_steps"]}
+
+
+class FGSM(PGD):
+    """Fast gradient sign method (Goodfellow et al., 2015).
+
+    A single step of size ``eps`` from the clean point: the sign of the gradient for
+    ``norm="linf"``, the normalised gradient for ``norm="l2"`` (fast gradient method).
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    loss : {"ce", "kl", "cw", "dlr"} or callable, default="ce"
+        Objective to maximise (see :class:`PGD`).
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open.
+
+    See Also
+    --------
+    PGD : The iterated, projected version.
+
+    Notes
+    -----
+    Threat model: untargeted, white-box, ``norm``-ball of radius ``eps``. FGSM is a
+    weak attack: use it for cheap training, never to claim robustness.
+
+    References
+    ----------
+    .. [1] I. Goodfellow, J. Shlens and C. Szegedy, "Explaining and Harnessing
+       Adversarial Examples", ICLR 2015, arXiv:1412.6572.
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", loss="ce", clip_min=0.0, clip_max=1.0):
+        self.eps = eps
+        self.norm = norm
+        self.loss = loss
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+
+    # FGSM is PGD with one full-size step from the clean point
+    n_steps = 1
+    n_restarts = 1
+    random_start = False
+    random_state = 0
+    step_size = None
+
+    def _step_size(self):
+        return float(self.eps)

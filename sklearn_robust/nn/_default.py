@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Choice of a default network for a given input shape."""
+
+from ._base import _check_n_classes, _check_shape
+from ._cnn import SmallCNN
+from ._mlp import MLP
+
+__all__ = ["default_module"]
+
+#: smallest height and width for which :func:`default_module` picks a CNN
+_MIN_CNN_SIDE = 20
+
+
+def default_module(input_shape, n_classes):
+    """Return a reasonable default network for inputs of shape ``input_shape``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        Shape of one sample without the batch dimension.
+    n_classes : int
+        Number of classes (>= 2).
+
+    Returns
+    -------
+    module : torch.nn.Module
+        A :class:`SmallCNN` (with its default dropout of 0.5) when ``input_shape``
+        is an image ``(C, H, W)`` with ``H >= 20`` and ``W >= 20``; otherwise an
+        :class:`MLP` with ``hidden_layer_sizes=(256, 256)``. Flat inputs always get
+        an MLP, even when their size is a perfect square: pass
+        ``input_shape=(C, H, W)`` to get a convolutional network.
+
+    References
+    ----------
+    .. [1] H. Zhang, Y. Yu, J. Jiao, E. P. Xing, L. El Ghaoui and M. I. Jordan,
+       "Theoretically Principled Trade-off between Robustness and Accuracy",
+       ICML 2019.
+
+    Examples
+    --------
+    >>> from sklearn_robust.nn import default_module
+    >>> type(default_module((1, 28, 28), 10)).__name__
+    'SmallCNN'
+    >>> type(default_module((64,), 10)).__name__
+    'MLP'
+    """
+    shape = _check_shape(input_shape)
+    n_classes = _check_n_classes(n_classes)
+    if len(shape) == 3 and min(shape[1:]) >= _MIN_CNN_SIDE:
+        return SmallCNN(input_shape=shape, n_classes=n_classes)
+    return MLP(input_shape=shape, n_classes=n_classes, hidden_layer_sizes=(256, 256))

@@ -129,13 +129,15 @@ def test_no_dropout_layers_when_dropout_is_zero():
 def test_mlp_structure():
     net = MLP(input_shape=(1, 5, 4), n_classes=3, hidden_layer_sizes=(7, 6))
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(20, 7), (7, 6), (6, 3)]
+    shapes = [(m.in_features, m.out_features) for m in linears]
+    assert shapes == [(20, 7), (7, 6), (6, 3)]
     assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 2
     assert net.hidden_layer_sizes == (7, 6)
     default = MLP(input_shape=(4,), n_classes=2)
     assert default.hidden_layer_sizes == (256, 256)
     # int and empty hidden_layer_sizes
-    assert MLP(input_shape=(4,), n_classes=2, hidden_layer_sizes=5).hidden_layer_sizes == (5,)
+    single = MLP(input_shape=(4,), n_classes=2, hidden_layer_sizes=5)
+    assert single.hidden_layer_sizes == (5,)
     linear = MLP(input_shape=(4,), n_classes=2, hidden_layer_sizes=())
     assert [type(m) for m in linear.layers] == [nn.Linear]
 
@@ -209,7 +211,8 @@ def test_float64_and_numpy_input_cast_to_parameters_dtype():
     assert cnn(np.random.RandomState(0).rand(2, 784)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("bad", [(3, 20), (3, 28, 28), (3, 3, 28, 28), (28, 28, 1), (2, 1, 28, 28, 1)])
+@pytest.mark.parametrize("bad", [(3, 20), (3, 28, 28), (3, 3, 28, 28), (28, 28, 1),
+                                 (2, 1, 28, 28, 1)])
 def test_wrong_batch_shape_raises(bad):
     net = SmallCNN().eval()  # expects (N, 784) or (N, 1, 28, 28)
     with pytest.raises(ValueError, match="expects a batch"):
@@ -294,8 +297,8 @@ def test_wideresnet_depth_invalid(depth):
 def test_wideresnet_widths():
     net = WideResNet(input_shape=(1, 28, 28), depth=10, widen_factor=2, n_classes=4)
     assert net.conv1.in_channels == 1 and net.conv1.out_channels == 16
-    assert [stage[0].conv1.out_channels for stage in (net.block1, net.block2, net.block3)
-            ] == [32, 64, 128]
+    stages = (net.block1, net.block2, net.block3)
+    assert [stage[0].conv1.out_channels for stage in stages] == [32, 64, 128]
     assert net.fc.out_features == 4
     with pytest.raises(ValueError, match="widen_factor"):
         WideResNet(depth=10, widen_factor=0)
@@ -306,7 +309,8 @@ def test_preactresnet18_structure():
     blocks = [net.layer1, net.layer2, net.layer3, net.layer4]
     assert [len(layer) for layer in blocks] == [2, 2, 2, 2]
     assert [layer[0].conv1.out_channels for layer in blocks] == [64, 128, 256, 512]
-    convs3 = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    convs3 = [m for m in net.modules()
+              if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs3) + 1 == 18  # 17 conv layers + the readout
     assert net.linear.in_features == 512 and net.linear.out_features == 7
     assert isinstance(net.drop, nn.Dropout) and net.drop.p == 0.25

@@ -79,6 +79,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
                  attack=None, random_state=None, **kwargs):
+        # shuffle the training batches unless told otherwise (skorch does not)
+        kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size,
                          train_split=train_split, verbose=verbose, **kwargs)
@@ -230,7 +232,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             classes = np.unique(y)
             if len(classes) < 2:
                 raise ValueError(
-                    f"y has a single class ({classes[0]!r}); a classifier needs "
+                    f"y has only one class ({classes[0]!r}); a classifier needs "
                     "samples of at least 2 classes.")
             self.label_encoder_ = LabelEncoder().fit(y)
             self.classes_inferred_ = self.label_encoder_.classes_
@@ -298,15 +300,24 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
 
     def predict(self, X):
         """Predicted class labels for ``X``."""
-        return self.classes_[np.asarray(self.predict_proba(X)).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.asarray(proba).argmax(axis=1)]
 
     def decision_function(self, X):
-        """The network's logits for ``X``."""
+        """The network's logits for ``X``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Logits; for two classes, scikit-learn's convention of one score per
+            sample, the logit of ``classes_[1]`` minus that of ``classes_[0]``.
+        """
         check_is_fitted(self, ["label_encoder_", "module_"])
         X = self._check_X(X, reset=False)
         with torch.no_grad():
             logits = [to_tensor(out, device="cpu") for out in self.forward_iter(X)]
-        return torch.cat(logits).numpy()
+        logits = torch.cat(logits).numpy()
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

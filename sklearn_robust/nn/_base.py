@@ -10,9 +10,14 @@ from torch import nn
 __all__ = ["image_shape"]
 
 
+def _is_int(value):
+    """True for Python and NumPy integers, False for ``bool``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_int(value, name, minimum=1):
-    """Return ``value`` as an ``int`` or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    """Return ``value`` as an ``int``; raise if it is not an integer >= ``minimum``."""
+    if not _is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
@@ -34,7 +39,7 @@ def _check_shape(input_shape):
 
     A bare integer ``n`` is accepted and read as ``(n,)``.
     """
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+    if _is_int(input_shape):
         input_shape = (input_shape,)
     try:
         shape = tuple(input_shape)
@@ -42,9 +47,7 @@ def _check_shape(input_shape):
         raise ValueError(
             f"input_shape must be a tuple of positive integers, got {input_shape!r}."
         ) from None
-    if len(shape) == 0 or any(
-        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in shape
-    ):
+    if len(shape) == 0 or any(not _is_int(s) or s < 1 for s in shape):
         raise ValueError(
             f"input_shape must be a non-empty tuple of positive integers (without the "
             f"batch dimension), got {input_shape!r}."
@@ -107,8 +110,8 @@ def image_shape(input_shape):
             f"three times a square); pass input_shape=(C, H, W) explicitly."
         )
     raise ValueError(
-        f"input_shape must have 1, 2 or 3 entries to be read as an image, got {shape!r}; "
-        f"pass input_shape=(C, H, W)."
+        f"input_shape must have 1, 2 or 3 entries to be read as an image, got "
+        f"{shape!r}; pass input_shape=(C, H, W)."
     )
 
 
@@ -126,7 +129,7 @@ class _ShapedModule(nn.Module):
         self.n_features = math.prod(self.input_shape)
 
     def _batch(self, x, target_shape):
-        """Reshape a batch to ``(N, *target_shape)`` and cast it to the parameters' dtype.
+        """Reshape a batch to ``(N, *target_shape)``, cast to the parameters' dtype.
 
         Accepted batches are flat ``(N, prod(input_shape))``, shaped
         ``(N, *input_shape)`` or already ``(N, *target_shape)``; anything else raises
@@ -137,9 +140,13 @@ class _ShapedModule(nn.Module):
         sample = tuple(x.shape[1:])
         if x.dim() < 2 or sample not in {(self.n_features,), self.input_shape,
                                          tuple(target_shape)}:
+            expected = f"(N, {self.n_features})"
+            if len(self.input_shape) > 1:
+                shaped = ", ".join(map(str, self.input_shape))
+                expected += f" or (N, {shaped})"
             raise ValueError(
-                f"{type(self).__name__} expects a batch of shape (N, {self.n_features}) "
-                f"or (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}."
+                f"{type(self).__name__} expects a batch of shape {expected}, got "
+                f"{tuple(x.shape)}."
             )
         param = next(self.parameters(), None)
         if param is not None and x.dtype != param.dtype:

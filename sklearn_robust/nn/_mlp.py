@@ -1,11 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Fully connected network (multilayer perceptron) returning logits."""
 
-import numbers
-
 from torch import nn
 
-from ._base import _check_dropout, _check_int, _ShapedModule
+from ._base import _check_dropout, _check_int, _is_int, _ShapedModule
 
 __all__ = ["MLP"]
 
@@ -59,11 +57,10 @@ class MLP(_ShapedModule):
     torch.Size([5, 10])
     """
 
-    def __init__(self, input_shape, n_classes, hidden_layer_sizes=(256, 256), dropout=0.0):
+    def __init__(self, input_shape, n_classes, hidden_layer_sizes=(256, 256),
+                 dropout=0.0):
         super().__init__(input_shape, n_classes)
-        if isinstance(hidden_layer_sizes, numbers.Integral) and not isinstance(
-            hidden_layer_sizes, bool
-        ):
+        if _is_int(hidden_layer_sizes):
             hidden_layer_sizes = (hidden_layer_sizes,)
         try:
             sizes = tuple(hidden_layer_sizes)

@@ -1,0 +1,28 @@
+"""scikit-learn's common checks over every estimator of the library."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_robust import AdversarialClassifier, TRADESClassifier
+
+# small, fast configurations; the checks use unscaled data, so the box is opened
+FAST = dict(clip_min=None, clip_max=None, max_epochs=2, n_steps=2, eps=0.1,
+            step_size=0.05, random_state=0)
+ESTIMATORS = [AdversarialClassifier(**FAST), TRADESClassifier(**FAST)]
+
+SKORCH_INTRINSIC = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+        "virtual_params_"),
+    "check_set_params": (
+        "skorch keeps its internal _params_to_validate set in get_params(), so "
+        "setting it to an arbitrary value breaks set_params"),
+}
+
+
+def _expected_failed_checks(estimator):
+    return SKORCH_INTRINSIC
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

@@ -4,8 +4,13 @@
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import (FunctionTransformer, MaxAbsScaler, MinMaxScaler,
+                                   StandardScaler)
+from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
@@ -14,24 +19,72 @@ from ._torch import module_device
 __all__ = ["get_torch_view", "TorchView"]
 
 
-class _Affine(torch.nn.Module):
-    """``x * scale + shift`` over the feature axis (a fitted scaler)."""
+def _buffer(value):
+    return torch.as_tensor(np.asarray(value, dtype=np.float64))
 
-    def __init__(self, scale, shift):
+
+class _Affine(torch.nn.Module):
+    """``x @ weight + shift`` over flattened features, in float64.
+
+    ``weight`` is a matrix, or a vector for a per-feature scale.
+    """
+
+    def __init__(self, weight, shift):
         super().__init__()
-        self.register_buffer("scale", torch.as_tensor(np.asarray(scale), dtype=torch.float32))
-        self.register_buffer("shift", torch.as_tensor(np.asarray(shift), dtype=torch.float32))
+        self.register_buffer("weight", _buffer(weight))
+        self.register_buffer("shift", _buffer(shift))
 
     def forward(self, x):
-        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+        x = x.reshape(x.shape[0], -1).to(self.weight.dtype)
+        out = x @ self.weight if self.weight.ndim == 2 else x * self.weight
+        return out + self.shift
 
 
-def _scaler_view(step):
-    if isinstance(step, StandardScaler):
-        mean = step.mean_ if step.with_mean else np.zeros(step.n_features_in_)
-        scale = step.scale_ if step.with_std else np.ones(step.n_features_in_)
-        return _Affine(1.0 / scale, -mean / scale)
-    return _Affine(step.scale_, step.min_)
+class _TwoClassLogits(torch.nn.Module):
+    """Turn one decision score ``d`` into logits ``[0, d]`` (argmax = predict)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        d = self.module(x).reshape(x.shape[0], 1)
+        return torch.cat([torch.zeros_like(d), d], dim=1)
+
+
+class _CastInput(torch.nn.Module):
+    """Cast inputs to the dtype of a network's parameters (e.g. after a float64 scaler)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        for p in self.module.parameters():
+            return self.module(x.to(p.dtype))
+        return self.module(x)
+
+
+_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "logistic": torch.sigmoid,
+                "identity": lambda t: t}
+
+
+class _MLPView(torch.nn.Module):
+    """scikit-learn's ``MLPClassifier`` forward pass up to the output logits."""
+
+    def __init__(self, est):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(
+            _Affine(w, b) for w, b in zip(est.coefs_, est.intercepts_))
+        self.activation = est.activation
+
+    def forward(self, x):
+        act = _ACTIVATIONS[self.activation]
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = act(x)
+        return x
 
 
 def _transformer_view(step):
@@ -41,9 +94,52 @@ def _transformer_view(step):
     if getattr(step, "_is_identity_at_transform", False):
         # robust-dataset transformers: transform(X) returns X unchanged
         return torch.nn.Identity()
-    if isinstance(step, (StandardScaler, MinMaxScaler)):
+    if isinstance(step, FunctionTransformer):
+        if step.func is None:
+            return torch.nn.Identity()
+        return None
+    if isinstance(step, (StandardScaler, MinMaxScaler, MaxAbsScaler, PCA)):
         check_is_fitted(step)
-        return _scaler_view(step)
+    if isinstance(step, StandardScaler):
+        n = step.n_features_in_
+        mean = step.mean_ if step.with_mean else np.zeros(n)
+        scale = step.scale_ if step.with_std else np.ones(n)
+        return _Affine(1.0 / scale, -mean / scale)
+    if isinstance(step, MinMaxScaler):
+        if step.clip:
+            return None
+        return _Affine(step.scale_, step.min_)
+    if isinstance(step, MaxAbsScaler):
+        return _Affine(1.0 / step.scale_, np.zeros(step.n_features_in_))
+    if isinstance(step, PCA):
+        weight = step.components_.T
+        if step.whiten:
+            weight = weight / np.sqrt(step.explained_variance_)
+        return _Affine(weight, -step.mean_ @ weight)
+    return None
+
+
+_LINEAR = (LogisticRegression, LinearSVC, SGDClassifier, RidgeClassifier)
+
+
+def _classifier_view(est):
+    """A torch module from inputs to logits for a supported final estimator."""
+    if isinstance(est, NeuralNet):
+        check_is_fitted(est)
+        return _CastInput(est.module_)
+    if isinstance(est, _LINEAR):
+        check_is_fitted(est)
+        coef = np.atleast_2d(est.coef_)
+        module = _Affine(coef.T, np.ravel(est.intercept_))
+        return _TwoClassLogits(module) if coef.shape[0] == 1 else module
+    if isinstance(est, MLPClassifier):
+        check_is_fitted(est)
+        module = _MLPView(est)
+        return _TwoClassLogits(module) if est.n_outputs_ == 1 else module
+    view = getattr(est, "torch_view", None)
+    if callable(view):
+        # the library's own kernel models and any estimator exposing a view
+        return view()
     return None
 
 
@@ -84,11 +180,15 @@ class TorchView(torch.nn.Module):
 def get_torch_view(estimator):
     """Return a :class:`TorchView` of a fitted estimator for white-box attacks.
 
-    Supported: skorch nets (this library's classifiers included) whose ``module_``
-    returns logits, and :class:`~sklearn.pipeline.Pipeline` objects whose final
-    step is supported and whose other steps have exact torch equivalents
-    (``StandardScaler``, ``MinMaxScaler``, ``"passthrough"`` and this library's
-    robust-dataset transformers, which are the identity at predict time).
+    Supported final estimators: skorch nets (this library's classifiers included)
+    whose ``module_`` returns logits; scikit-learn's ``LogisticRegression``,
+    ``LinearSVC``, ``SGDClassifier``, ``RidgeClassifier`` and ``MLPClassifier``
+    (their decision functions, computed in float64); and any estimator with a
+    ``torch_view()`` method. A :class:`~sklearn.pipeline.Pipeline` is supported
+    when its final step is and its other steps have exact torch equivalents:
+    ``StandardScaler``, ``MinMaxScaler`` (without ``clip``), ``MaxAbsScaler``,
+    ``PCA``, ``FunctionTransformer`` without a function, ``"passthrough"`` and this
+    library's robust-dataset transformers (the identity at predict time).
 
     Raises
     ------
@@ -108,10 +208,11 @@ def get_torch_view(estimator):
         device = final.device
         layers = [layer.to(device) for layer in layers]
         return TorchView(torch.nn.Sequential(*layers, final.module), final.classes)
-    if isinstance(estimator, NeuralNet):
-        check_is_fitted(estimator)
-        return TorchView(estimator.module_, estimator.classes_)
-    raise TypeError(
-        f"{type(estimator).__name__} has no differentiable torch view; supported are "
-        "skorch nets (including sklearn_robust classifiers) and Pipelines of "
-        "supported steps.")
+    module = _classifier_view(estimator)
+    if module is None:
+        raise TypeError(
+            f"{type(estimator).__name__} has no differentiable torch view; supported "
+            "are skorch nets (including sklearn_robust classifiers), scikit-learn's "
+            "linear classifiers and MLPClassifier, estimators with a torch_view() "
+            "method, and Pipelines of supported steps.")
+    return TorchView(module, estimator.classes_)

@@ -2,11 +2,12 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from ._display import RobustnessCurveDisplay
 from ._lipschitz import (LipschitzScorer, empirical_local_lipschitz,
                          make_lipschitz_scorer)
 from ._robust import (ATTACK_PRESETS, RobustScorer, make_robust_scorer,
                       robust_accuracy_score, robust_correct)
 
-__all__ = ["ATTACK_PRESETS", "LipschitzScorer", "empirical_local_lipschitz",
+__all__ = ["ATTACK_PRESETS", "LipschitzScorer", "RobustnessCurveDisplay", "empirical_local_lipschitz",
            "make_lipschitz_scorer", "RobustScorer", "make_robust_scorer",
            "robust_accuracy_score", "robust_correct"]

@@ -1,0 +1,177 @@
+"""The robust-dataset transformer contract and its sampler adapter."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..utils._validation import check_clip_box, check_in_box
+
+__all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
+
+
+class BaseRobustDataset(TransformerMixin, BaseEstimator):
+    """Base class of transformers that learn a robust training set.
+
+    The contract (like scikit-learn's ``TargetEncoder``, ``fit_transform`` is *not*
+    ``fit().transform()``):
+
+    - ``fit(X, y)`` learns the robust set and stores it in ``X_robust_`` and
+      ``y_robust_``;
+    - ``fit_transform(X, y)`` returns the robust version of the *same* rows, in the
+      same order, so that ``Pipeline.fit`` hands the next step a robust training
+      set; in support-set mode (a learned set of another size, or learned labels)
+      it raises a ``ValueError`` pointing to :class:`RobustDatasetSampler`;
+    - ``transform(X)`` returns ``X`` unchanged (after validation): at predict and
+      score time test data pass straight through, so a robust scorer attacking the
+      whole pipeline attacks the downstream model.
+
+    Subclasses implement ``_learn(X, y) -> (X_robust, y_robust)`` and
+    ``_is_same_size()`` (True when the learned set holds the input rows, in order,
+    with their labels).
+    """
+
+    # read by sklearn_robust.utils._views: the step is the identity at predict time
+    _is_identity_at_transform = True
+
+    def _validate_fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
+        check_classification_targets(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError("y has only one class; a robust dataset needs samples of "
+                             "at least 2 classes.")
+        clip_min = getattr(self, "clip_min", None)
+        clip_max = getattr(self, "clip_max", None)
+        check_clip_box(clip_min, clip_max)
+        check_in_box(X, clip_min, clip_max)
+        return X, y
+
+    def fit(self, X, y):
+        """Learn the robust training set from ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training inputs inside the clip box.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer, with ``X_robust_`` and ``y_robust_``.
+        """
+        X, y = self._validate_fit(X, y)
+        self.input_shape_ = tuple(X.shape[1:])
+        X_robust, y_robust = self._learn(X, y)
+        self.X_robust_ = np.asarray(X_robust, dtype=np.float32)
+        self.y_robust_ = np.asarray(y_robust)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Learn the robust set and return it for the same rows, in the same order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels (required).
+
+        Returns
+        -------
+        X_robust : ndarray of shape (n_samples, ...)
+            The robust training inputs, row ``i`` replacing ``X[i]`` (label ``y[i]``).
+        """
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs y to learn a robust dataset.")
+        self.fit(X, y, **fit_params)
+        if not self._is_same_size():
+            raise ValueError(
+                f"{type(self).__name__} is in support-set mode (it learned "
+                f"{len(self.X_robust_)} rows or new labels from {len(y)} rows), which a "
+                "scikit-learn Pipeline cannot pass on. Read the learned set from "
+                "X_robust_/y_robust_, or wrap the transformer in "
+                "sklearn_robust.dataset_learning.RobustDatasetSampler and use it in an "
+                "imbalanced-learn Pipeline (fit_resample).")
+        return self.X_robust_
+
+    def transform(self, X):
+        """Return ``X`` unchanged (validated): test data pass straight through.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Inputs.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, ...)
+            The same values, as float32.
+        """
+        check_is_fitted(self, "X_robust_")
+        X = validate_data(self, X, reset=False, dtype=np.float32, allow_nd=True)
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
+                             f"{type(self).__name__} was fitted on {self.input_shape_}.")
+        return X
+
+    def _is_same_size(self):
+        raise NotImplementedError
+
+    def _learn(self, X, y):
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class RobustDatasetSampler(BaseEstimator):
+    """Use a robust-dataset transformer as an imbalanced-learn-style sampler.
+
+    imbalanced-learn's ``Pipeline`` applies samplers at fit time only and refuses
+    a step that has both ``transform`` and ``fit_resample``, so this adapter exposes
+    ``fit_resample`` alone. It is the way to use a support-set mode (a learned
+    set smaller than the input, or learned labels) inside a pipeline.
+
+    Parameters
+    ----------
+    learner : BaseRobustDataset
+        The (unfitted) transformer; it is cloned at each ``fit_resample``.
+
+    Attributes
+    ----------
+    learner_ : BaseRobustDataset
+        The fitted clone.
+    """
+
+    _is_identity_at_transform = True
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    def fit_resample(self, X, y, **params):
+        """Learn the robust set and return it: ``(X_robust_, y_robust_)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        X_resampled, y_resampled : ndarray
+            The learned set.
+        """
+        if not isinstance(self.learner, BaseRobustDataset):
+            raise TypeError("learner must be a robust-dataset transformer of "
+                            f"sklearn_robust, got {self.learner!r}.")
+        self.learner_ = clone(self.learner).fit(X, y, **params)
+        return self.learner_.X_robust_, self.learner_.y_robust_

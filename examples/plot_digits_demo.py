@@ -7,7 +7,7 @@ Trains the same small network three ways on scikit-learn's digits (8x8 images,
 pixels scaled to [0, 1]): naturally, with PGD adversarial training (Madry et al.,
 2018) and with TRADES (Zhang et al., 2019). Each is scored on held-out digits for
 clean accuracy and for robust accuracy under the library's strong default attack
-(a cascade of cross-entropy and margin PGD, worst case per sample) at
+(AutoAttack's standard ensemble, worst case per sample) at
 ``eps = 0.1`` in the L-infinity norm.
 
 Run ``python examples/plot_digits_demo.py [--eps 0.1] [--epochs 30]``.
@@ -47,7 +47,7 @@ def main(eps=0.1, epochs=30, seed=0):
         rows.append((name, clean, robust, fit_s))
 
     print(f"digits, {len(X_train)} train / {len(X_test)} test, L-inf eps={eps}, "
-          "strong default attack (PGD-50 CE + PGD-50 CW cascade)")
+          "strong default attack (AutoAttack standard: APGD-CE, APGD-T, Square)")
     print(f"{'model':<18}{'clean acc':>10}{'robust acc':>12}{'fit (s)':>9}")
     for name, clean, robust, fit_s in rows:
         print(f"{name:<18}{clean:>10.3f}{robust:>12.3f}{fit_s:>9.1f}")

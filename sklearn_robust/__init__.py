@@ -4,8 +4,12 @@
 
 from . import attacks, datasets, metrics, nn
 from .classifiers import AdversarialClassifier, TRADESClassifier
+from .classifiers import GAIRATClassifier, GAIRTRADESClassifier
+from .classifiers import LangevinAdvClassifier
+from .classifiers import LipschitzDropoutClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AdversarialClassifier", "TRADESClassifier", "attacks", "datasets",
-           "metrics", "nn", "__version__"]
+__all__ = ["AdversarialClassifier", "TRADESClassifier", "LangevinAdvClassifier",
+           "GAIRATClassifier", "GAIRTRADESClassifier", "LipschitzDropoutClassifier",
+           "attacks", "datasets", "metrics", "nn", "__version__"]

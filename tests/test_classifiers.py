@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 from skorch.callbacks import Callback, EpochScoring, GradientNormClipping
+from skorch.dataset import ValidSplit
 
 from sklearn_robust import AdversarialClassifier, TRADESClassifier
 from sklearn_robust.attacks import PGD
@@ -216,6 +217,13 @@ def test_partial_fit_continues_training(small_digits):
     n = len(clf.history)
     clf.partial_fit(X, y)
     assert len(clf.history) == n + FAST["max_epochs"]
+
+
+def test_internal_validation_split_and_valid_acc(small_digits):
+    X, _, y, _ = small_digits
+    clf = AdversarialClassifier(train_split=ValidSplit(3, stratified=True), **FAST)
+    clf.fit(X, y)
+    assert all(0 <= v <= 1 for v in clf.history[:, "valid_acc"])
 
 
 def test_pickle_and_clone(small_digits):

@@ -108,3 +108,36 @@ def test_pipeline_with_unsupported_step_is_a_clear_error(small_digits):
     pipe.fit(X, y)
     with pytest.raises(TypeError, match="no exact torch equivalent"):
         get_torch_view(pipe)
+
+
+def test_non_differentiable_estimator_gets_black_box_attack_with_warning(small_digits):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from sklearn_robust.exceptions import BlackBoxAttackWarning
+
+    X, X_test, y, y_test = small_digits
+    for est in (RandomForestClassifier(n_estimators=10, random_state=0),
+                KNeighborsClassifier(3)):
+        est.fit(X, y)
+        with pytest.warns(BlackBoxAttackWarning, match="Square"):
+            robust = robust_accuracy_score(est, X_test[:40], y_test[:40], eps=0.2,
+                                           attack="pgd")
+        # a real attack, not a silent zero or a copy of clean accuracy
+        assert 0.0 <= robust < est.score(X_test[:40], y_test[:40]) - 0.1
+
+
+def test_estimator_without_scores_is_a_clear_error(small_digits):
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class PredictOnly(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+    X, X_test, y, y_test = small_digits
+    with pytest.raises(TypeError, match="decision_function or predict_proba"):
+        robust_accuracy_score(PredictOnly().fit(X, y), X_test, y_test, eps=0.1)

@@ -4,6 +4,11 @@
 
 from ._adversarial import AdversarialClassifier
 from ._base import BaseAdversarialClassifier
+from ._gairat import GAIRATClassifier, GAIRTRADESClassifier
+from ._langevin import LangevinAdvClassifier
+from ._lipschitz import LipschitzDropoutClassifier, LocalLipschitzMonitor
 from ._trades import TRADESClassifier
 
-__all__ = ["AdversarialClassifier", "BaseAdversarialClassifier", "TRADESClassifier"]
+__all__ = ["AdversarialClassifier", "BaseAdversarialClassifier", "TRADESClassifier",
+           "LangevinAdvClassifier", "GAIRATClassifier", "GAIRTRADESClassifier",
+           "LipschitzDropoutClassifier", "LocalLipschitzMonitor"]

@@ -295,7 +295,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits) for ``X``."""
         check_is_fitted(self, ["label_encoder_", "module_"])
-        X = self._check_X(X, reset=False)
+        if not is_dataset(X):  # skorch's own callbacks pass validation datasets
+            X = self._check_X(X, reset=False)
         return super().predict_proba(X)
 
     def predict(self, X):

@@ -3,5 +3,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._base import BaseRobustDataset, RobustDatasetSampler
+from ._trilevel import TriLevelDatasetLearner
 
-__all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
+__all__ = ["BaseRobustDataset", "RobustDatasetSampler", "TriLevelDatasetLearner"]

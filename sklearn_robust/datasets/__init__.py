@@ -6,5 +6,7 @@ MNIST / Fashion-MNIST are read from files the user already has.
 """
 
 from ._loaders import load_digits_images, load_fashion_mnist, load_mnist
+from ._synthetic import make_robust_nonrobust_features
 
-__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist"]
+__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist",
+           "make_robust_nonrobust_features"]

@@ -3,16 +3,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import clone
 
-from ..attacks import PGD
+from ..attacks import PGD, AutoAttack
 from ..attacks._base import BaseAttack
+from ..exceptions import BlackBoxAttackWarning
 from ..utils._torch import eval_mode
 from ..utils._validation import check_clip_box, check_eps, check_norm
-from ..utils._views import get_torch_view
+from ..utils._views import get_score_view, get_torch_view
 
 __all__ = ["RobustScorer", "make_robust_scorer", "robust_accuracy_score",
            "robust_correct", "ATTACK_PRESETS"]
@@ -23,12 +25,16 @@ def _pgd20():
 
 
 def _strong():
-    # cascade: cross-entropy PGD, then margin PGD on the points that survived
-    return [PGD(n_steps=50, step_size=None, random_start=True, loss="ce"),
-            PGD(n_steps=50, step_size=None, random_start=True, loss="cw")]
+    return [AutoAttack(version="standard")]
 
 
-ATTACK_PRESETS = {"pgd": _pgd20, "strong": _strong}
+def _fast():
+    return [AutoAttack(version="fast")]
+
+
+#: Named attack settings of the scorers: ``"strong"`` (the default, AutoAttack's
+#: standard ensemble), ``"fast"`` (a cheaper AutoAttack) and ``"pgd"`` (PGD-20).
+ATTACK_PRESETS = {"pgd": _pgd20, "fast": _fast, "strong": _strong}
 
 
 def _resolve_attacks(attack, *, eps, norm, clip_min, clip_max, random_state):
@@ -59,6 +65,26 @@ def _resolve_attacks(attack, *, eps, norm, clip_min, clip_max, random_state):
     return attacks
 
 
+#: Query budget of the black-box fallback, per preset.
+_SQUARE_QUERIES = {"pgd": 1000, "fast": 1000, "strong": 5000}
+
+
+def _black_box_attacks(estimator, attacks, requested, reason, threat):
+    """Score-based attacks for an estimator without a differentiable view."""
+    from ..attacks import Square
+
+    if all(isinstance(a, Square) for a in attacks):
+        return attacks
+    queries = _SQUARE_QUERIES.get(requested if isinstance(requested, str) else "strong")
+    warnings.warn(
+        f"{type(estimator).__name__} cannot be attacked white-box ({reason}) so its "
+        f"robust accuracy is estimated with the black-box Square attack "
+        f"({queries} queries) instead of the requested gradient attacks. A black-box "
+        "estimate is an upper bound on the true robust accuracy.",
+        BlackBoxAttackWarning, stacklevel=3)
+    return _resolve_attacks(Square(n_queries=queries), **threat)
+
+
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                    clip_max=1.0, batch_size=256, random_state=0):
     """Per-sample robustness: True where the prediction is right under every attack.
@@ -77,9 +103,14 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-    attacks = _resolve_attacks(attack, eps=eps, norm=norm, clip_min=clip_min,
-                               clip_max=clip_max, random_state=random_state)
-    view = get_torch_view(estimator)
+    threat = dict(eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max,
+                  random_state=random_state)
+    attacks = _resolve_attacks(attack, **threat)
+    try:
+        view = get_torch_view(estimator)
+    except TypeError as exc:
+        view = get_score_view(estimator)
+        attacks = _black_box_attacks(estimator, attacks, attack, exc, threat)
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     if X.ndim < 2 or len(X) != len(y):
@@ -125,12 +156,16 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     norm : {"linf", "l2"}, default="linf"
         Norm of the threat model.
     attack : None, str, attack or list, default=None
-        ``None`` or ``"strong"``: the strong default cascade (cross-entropy PGD-50,
-        then Carlini-Wagner-margin PGD-50 on the survivors). ``"pgd"``: one PGD-20,
-        cheap enough for grid searches and training monitors. An attack object,
-        or a list of attacks and presets, gives full control; a list is evaluated
-        as the worst case per sample. The scorer's ``eps``, ``norm`` and clip box
-        override those of the given attacks.
+        ``None`` or ``"strong"``: AutoAttack's standard ensemble (APGD-CE, targeted
+        APGD-DLR over 9 classes, Square with 5000 queries) as a worst-case
+        cascade. ``"fast"``: a cheaper AutoAttack (APGD-CE 50, APGD-T 3x50, Square
+        1000). ``"pgd"``: one PGD-20, cheap enough for grid searches and training
+        monitors, but too weak to claim robustness. An attack object, or a list
+        of attacks and presets, gives full control; a list is evaluated as the
+        worst case per sample. The scorer's ``eps``, ``norm`` and clip box
+        override those of the given attacks. An estimator with no differentiable
+        view (forests, k-NN, kernel SVMs, ...) is attacked with the black-box
+        Square attack instead, with a :class:`BlackBoxAttackWarning`.
     clip_min, clip_max : float or None, default=0.0, 1.0
         Pixel box; ``None`` leaves a side open.
     batch_size : int, default=256

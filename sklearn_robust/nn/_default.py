@@ -11,7 +11,7 @@ __all__ = ["default_module"]
 _MIN_CNN_SIDE = 20
 
 
-def default_module(input_shape, n_classes):
+def default_module(input_shape, n_classes, dropout=None):
     """Return a reasonable default network for inputs of shape ``input_shape``.
 
     Parameters
@@ -20,14 +20,19 @@ def default_module(input_shape, n_classes):
         Shape of one sample without the batch dimension.
     n_classes : int
         Number of classes (>= 2).
+    dropout : float or None, default=None
+        Dropout probability in [0, 1) passed to the chosen network (after the
+        first fully connected layer of :class:`SmallCNN`, after every hidden layer
+        of :class:`MLP`). ``None`` keeps each network's own default (0.5 for
+        :class:`SmallCNN`, no dropout for :class:`MLP`).
 
     Returns
     -------
     module : torch.nn.Module
-        A :class:`SmallCNN` (with its default dropout of 0.5) when ``input_shape``
-        is an image ``(C, H, W)`` with ``H >= 20`` and ``W >= 20``; otherwise an
-        :class:`MLP` with ``hidden_layer_sizes=(256, 256)``. Flat inputs always get
-        an MLP, even when their size is a perfect square: pass
+        A :class:`SmallCNN` (dropout 0.5 unless ``dropout`` is given) when
+        ``input_shape`` is an image ``(C, H, W)`` with ``H >= 20`` and ``W >= 20``;
+        otherwise an :class:`MLP` with ``hidden_layer_sizes=(256, 256)``. Flat
+        inputs always get an MLP, even when their size is a perfect square: pass
         ``input_shape=(C, H, W)`` to get a convolutional network.
 
     References
@@ -43,9 +48,13 @@ def default_module(input_shape, n_classes):
     'SmallCNN'
     >>> type(default_module((64,), 10)).__name__
     'MLP'
+    >>> default_module((64,), 10, dropout=0.2).dropout
+    0.2
     """
     shape = _check_shape(input_shape)
     n_classes = _check_n_classes(n_classes)
+    extra = {} if dropout is None else {"dropout": dropout}
     if len(shape) == 3 and min(shape[1:]) >= _MIN_CNN_SIDE:
-        return SmallCNN(input_shape=shape, n_classes=n_classes)
-    return MLP(input_shape=shape, n_classes=n_classes, hidden_layer_sizes=(256, 256))
+        return SmallCNN(input_shape=shape, n_classes=n_classes, **extra)
+    return MLP(input_shape=shape, n_classes=n_classes, hidden_layer_sizes=(256, 256),
+               **extra)

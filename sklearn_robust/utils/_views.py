@@ -16,7 +16,7 @@ from skorch import NeuralNet
 
 from ._torch import module_device
 
-__all__ = ["get_torch_view", "TorchView"]
+__all__ = ["get_torch_view", "get_score_view", "TorchView"]
 
 
 def _buffer(value):
@@ -216,3 +216,44 @@ def get_torch_view(estimator):
             "linear classifiers and MLPClassifier, estimators with a torch_view() "
             "method, and Pipelines of supported steps.")
     return TorchView(module, estimator.classes_)
+
+
+class _ScoreView(torch.nn.Module):
+    """Class scores of any fitted estimator, through NumPy (not differentiable).
+
+    Uses ``decision_function`` when the estimator has one (its argmax is the
+    prediction), else the log of ``predict_proba``. For score-based attacks only.
+    """
+
+    def __init__(self, estimator):
+        super().__init__()
+        self.estimator = estimator
+
+    def forward(self, x):
+        X = x.detach().cpu().numpy()
+        if hasattr(self.estimator, "decision_function"):
+            scores = np.asarray(self.estimator.decision_function(X), dtype=np.float64)
+            if scores.ndim == 1:
+                scores = np.column_stack([np.zeros_like(scores), scores])
+        else:
+            proba = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+            scores = np.log(np.clip(proba, 1e-300, None))
+        return torch.as_tensor(scores, device=x.device)
+
+
+def get_score_view(estimator):
+    """A :class:`TorchView` of any fitted classifier's scores, for black-box attacks.
+
+    Raises
+    ------
+    TypeError
+        If the estimator has neither ``decision_function`` nor ``predict_proba``.
+    """
+    check_is_fitted(estimator)
+    if not (hasattr(estimator, "decision_function")
+            or hasattr(estimator, "predict_proba")):
+        raise TypeError(
+            f"{type(estimator).__name__} has no differentiable torch view and no "
+            "decision_function or predict_proba to attack with a score-based "
+            "black-box attack; robust accuracy cannot be estimated.")
+    return TorchView(_ScoreView(estimator), estimator.classes_)

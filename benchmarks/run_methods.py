@@ -1,0 +1,286 @@
+"""Train and evaluate robust-training methods; write JSON and Markdown results.
+
+For each method and seed: fit time, clean test accuracy, robust test accuracy
+under the library's strong default evaluation (``robust_accuracy_score`` with
+``attack=None``; ``--eval-attack`` picks another preset) and under a single
+PGD-20, and the evaluation times. The attacks a preset stands for are read from
+the library at run time and written to the results.
+
+Examples::
+
+    python benchmarks/run_methods.py --data digits --epochs 30 --seeds 0
+    python benchmarks/run_methods.py --data mnist --data-path data/mnist.npz \\
+        --n-train 2000 --n-test 500 --epochs 5
+    python benchmarks/run_methods.py --data mnist --data-path data/mnist.npz \\
+        --device cuda --epochs 10 --seeds 0 1 2
+
+A new method is one line in ``METHODS``: a name and a factory taking a
+:class:`Setup` and returning an unfitted estimator.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import argparse
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (  # noqa: E402
+    Timer,
+    add_data_arguments,
+    add_runtime_arguments,
+    load_data,
+    markdown_table,
+    setup_runtime,
+    write_results,
+)
+
+from sklearn_robust import AdversarialClassifier, TRADESClassifier  # noqa: E402
+from sklearn_robust.metrics import robust_accuracy_score  # noqa: E402
+from sklearn_robust.nn import MLP, SmallCNN  # noqa: E402
+
+# default threat model and training attack per data set (Madry et al. for MNIST)
+DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}
+DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion_mnist": 10}
+DEFAULT_ATTACK_STEPS = {"digits": 10, "mnist": 40, "fashion_mnist": 10}
+
+
+@dataclasses.dataclass
+class Setup:
+    """What a method factory needs to build its estimator.
+
+    ``module`` is ``"auto"`` (the library's default network for the input
+    shape), ``"mlp"`` or ``"smallcnn"``; ``input_shape`` is the shape of one
+    sample (the "input kind"). ``options`` carries method-specific settings such
+    as TRADES' ``beta``.
+    """
+
+    eps: float
+    seed: int
+    epochs: int
+    device: str = "cpu"
+    module: str = "auto"
+    input_shape: tuple = ()
+    attack_steps: int = 10
+    step_size: float = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def module_kwargs(self):
+        if self.module == "auto":
+            return {"module": None}
+        if self.module == "mlp":
+            return {"module": MLP, "module__hidden_layer_sizes": (256, 256)}
+        if self.module == "smallcnn":
+            return {"module": SmallCNN}
+        raise ValueError(f"unknown module {self.module!r}")
+
+    def common(self, **overrides):
+        """Keyword arguments shared by every method (the classifier's signature)."""
+        kwargs = dict(eps=self.eps, n_steps=self.attack_steps,
+                      step_size=self.step_size, max_epochs=self.epochs,
+                      batch_size=self.batch_size, lr=self.lr,
+                      random_state=self.seed, device=self.device,
+                      train_split=None, verbose=0,
+                      # explicit (skorch alone does not shuffle)
+                      iterator_train__shuffle=True,
+                      **self.module_kwargs())
+        kwargs.update(overrides)
+        return kwargs
+
+
+# name -> factory(setup) -> unfitted estimator; one line per method
+METHODS = {
+    "natural": lambda s: AdversarialClassifier(**s.common(eps=0.0)),
+    "pgd_at": lambda s: AdversarialClassifier(**s.common()),
+    "trades": lambda s: TRADESClassifier(beta=s.options.get("trades_beta", 6.0),
+                                         **s.common()),
+}
+
+
+def describe_preset(name):
+    """The attacks behind a scorer preset of the installed library, as text."""
+    try:
+        from sklearn_robust.metrics._robust import ATTACK_PRESETS
+
+        parts = []
+        for attack in ATTACK_PRESETS[name]():
+            members = getattr(attack, "_members", None)  # an ensemble
+            text = repr(attack)
+            if callable(members):
+                text += " = [" + ", ".join(repr(m) for m in members()) + "]"
+            parts.append(text)
+        return (" then ".join(parts) + " (parameters not shown are the library's "
+                "defaults; eps, norm and clip box come from the scorer)")
+    except Exception as exc:  # a renamed private helper must not stop a run
+        return f"preset {name!r} ({type(exc).__name__}: {exc})"
+
+
+def evaluate(model, X_test, y_test, eps, device, seed, eval_attack="strong"):
+    """Clean, ``eval_attack`` and PGD-20 robust accuracy with their times."""
+    with Timer(device) as t_clean:
+        clean = float(np.mean(model.predict(X_test) == y_test))
+    with Timer(device) as t_eval:
+        robust = robust_accuracy_score(
+            model, X_test, y_test, eps=eps, random_state=seed,
+            attack=None if eval_attack == "strong" else eval_attack)
+    with Timer(device) as t_pgd:
+        pgd20 = robust_accuracy_score(model, X_test, y_test, eps=eps, attack="pgd",
+                                      random_state=seed)
+    return {"clean_acc": clean, f"robust_{eval_attack}": robust,
+            "robust_pgd20": pgd20, f"eval_{eval_attack}_s": t_eval.seconds,
+            "eval_pgd20_s": t_pgd.seconds,
+            "eval_s": t_clean.seconds + t_eval.seconds + t_pgd.seconds}
+
+
+def warm_up(X, y, device):
+    """One short untimed fit, so that the first timed fit pays no start-up costs."""
+    n = min(len(y), 256)
+    AdversarialClassifier(eps=0.01, n_steps=1, max_epochs=1, train_split=None,
+                          verbose=0, device=device, random_state=0).fit(X[:n], y[:n])
+
+
+def summarize(records, keys):
+    """Mean and standard deviation over seeds, per method."""
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        runs = [r for r in records if r["method"] == method]
+        row = {"method": method, "n_seeds": len(runs)}
+        for key in keys:
+            values = np.array([r[key] for r in runs], dtype=float)
+            row[f"{key}_mean"] = float(values.mean())
+            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS),
+                        choices=sorted(METHODS), metavar="METHOD",
+                        help=f"methods to run, among {sorted(METHODS)}")
+    parser.add_argument("--eps", type=float, default=None,
+                        help="L-inf radius for training and evaluation "
+                             f"(default: {DEFAULT_EPS})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default: {DEFAULT_EPOCHS})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_runtime_arguments(parser)
+    parser.add_argument("--module", choices=("auto", "mlp", "smallcnn"),
+                        default="auto",
+                        help="auto: the library's default network (MLP(256, 256) for "
+                             "digits, SmallCNN for 28x28 images)")
+    parser.add_argument("--attack-steps", type=int, default=None,
+                        help=f"PGD steps of the training attack "
+                             f"(default: {DEFAULT_ATTACK_STEPS})")
+    parser.add_argument("--step-size", type=float, default=None,
+                        help="step of the training attack (default: 2.5 * eps / steps)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--trades-beta", type=float, default=6.0)
+    parser.add_argument("--eval-attack", default="strong",
+                        help="scorer preset of the robust column: strong (the "
+                             "library's default, attack=None) or another preset name "
+                             "of sklearn_robust.metrics (e.g. fast)")
+    parser.add_argument("--tag", default=None,
+                        help="suffix of the result file names (default: the subset)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the table only")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = setup_runtime(args)
+    eps = DEFAULT_EPS[args.data] if args.eps is None else args.eps
+    epochs = DEFAULT_EPOCHS[args.data] if args.epochs is None else args.epochs
+    steps = (DEFAULT_ATTACK_STEPS[args.data] if args.attack_steps is None
+             else args.attack_steps)
+
+    robust_col = f"robust_{args.eval_attack}"
+    records = []
+    for seed in args.seeds:
+        X_train, X_test, y_train, y_test, info = load_data(
+            args.data, data_path=args.data_path, n_train=args.n_train,
+            n_test=args.n_test, seed=seed)
+        if args.module == "smallcnn" and args.data == "digits":
+            raise SystemExit("SmallCNN needs images of at least 16x16 pixels; use "
+                             "--module mlp (or auto) for the 8x8 digits.")
+        if not records:
+            warm_up(X_train, y_train, device)
+        for method in args.methods:
+            setup = Setup(eps=eps, seed=seed, epochs=epochs, device=device,
+                          module=args.module, input_shape=tuple(X_train.shape[1:]),
+                          attack_steps=steps, step_size=args.step_size,
+                          batch_size=args.batch_size, lr=args.lr,
+                          options={"trades_beta": args.trades_beta})
+            model = METHODS[method](setup)
+            with Timer(device) as t_fit:
+                model.fit(X_train, y_train)
+            row = {"method": method, "seed": seed,
+                   "module": type(model.module_).__name__,
+                   "fit_s": t_fit.seconds}
+            row.update(evaluate(model, X_test, y_test, eps, device, seed,
+                                args.eval_attack))
+            records.append(row)
+            print(f"[{method} seed={seed}] fit {row['fit_s']:.1f}s  clean "
+                  f"{row['clean_acc']:.3f}  {args.eval_attack} {row[robust_col]:.3f}  "
+                  f"pgd20 {row['robust_pgd20']:.3f}  eval {row['eval_s']:.1f}s",
+                  flush=True)
+
+    step_size = args.step_size if args.step_size is not None else 2.5 * eps / steps
+    settings = {
+        "data": args.data, "source": info["source"], "n_train": info["n_train"],
+        "n_test": info["n_test"], "input_shape": info["input_shape"],
+        "module": args.module, "norm": "linf", "eps": eps, "epochs": epochs,
+        "batch_size": args.batch_size, "optimizer": "Adam", "lr": args.lr,
+        "train_attack": f"PGD-{steps} step {step_size:.4g}"
+                        " (TRADES: KL sign-gradient, same steps)",
+        "trades_beta": args.trades_beta, "shuffle": True,
+        f"eval_{args.eval_attack}": describe_preset(args.eval_attack),
+        "eval_pgd20": describe_preset("pgd"),
+        "seeds": list(args.seeds), "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
+    columns = ["method", "seed", "module", "clean_acc", robust_col,
+               "robust_pgd20", "fit_s", "eval_s"]
+    summary = None
+    if len(args.seeds) > 1:
+        summary = summarize(records, ["clean_acc", robust_col, "robust_pgd20",
+                                      "fit_s"])
+    print()
+    print(markdown_table(records, columns))
+    if summary:
+        print(markdown_table(summary))
+    if not args.no_write:
+        name = f"methods_{args.data}"
+        if args.tag:
+            name += f"_{args.tag}"
+        elif args.data != "digits" and args.n_train is not None:
+            name += f"_n{info['n_train']}"
+        paths = write_results(
+            name, records, settings, device=device, columns=columns,
+            summary=summary,
+            title=f"Methods on {args.data} (L-inf eps={eps})",
+            notes=[f"{robust_col}: robust_accuracy_score with "
+                   + ("attack=None, the library's default evaluation"
+                      if args.eval_attack == "strong"
+                      else f"attack={args.eval_attack!r}")
+                   + f" ({settings[f'eval_{args.eval_attack}']}); robust_pgd20: "
+                   "attack='pgd'. Accuracies are fractions of the test set.",
+                   "fit_s and eval_s are wall-clock seconds."])
+        print("wrote", *paths)
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,588 @@
+"""Auto-PGD (Croce & Hein, 2020) and logit-scaled PGD (Hitaj et al., 2021)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numbers
+
+import torch
+
+from ..utils._torch import eval_mode
+from ._base import BaseAttack
+from ._losses import get_loss
+from ._pgd import PGD, _check_positive_int, pgd_run
+from ._projections import ascent_step, clip_to_box, project, random_init
+
+__all__ = ["APGD", "APGDT", "LogitScaledPGD", "apgd_checkpoints", "apgd_run",
+           "targeted_dlr_loss"]
+
+_MOMENTUM = 0.75  # alpha of Croce & Hein (2020), Algorithm 1
+
+
+def apgd_checkpoints(n_iter):
+    """Iterations at which APGD checks whether to halve its step size.
+
+    The checkpoints are ``w_j = ceil(p_j * n_iter)`` for ``p_0 = 0``,
+    ``p_1 = 0.22`` and ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``
+    (Croce & Hein, 2020, Section 3.2), keeping the distinct ``1 <= w_j <= n_iter``.
+    The check at ``w_j`` happens after ``w_j`` steps have been made.
+
+    Parameters
+    ----------
+    n_iter : int
+        Number of iterations of the attack.
+
+    Returns
+    -------
+    checkpoints : list of int
+        Increasing iteration counts.
+
+    Examples
+    --------
+    >>> from sklearn_robust.attacks import apgd_checkpoints
+    >>> apgd_checkpoints(100)
+    [22, 41, 57, 70, 80, 87, 93, 99]
+    """
+    # p_j in hundredths: exact integer arithmetic, no floating-point ceil surprises
+    prev, cur = 0, 22
+    points = []
+    while True:
+        w = -(-cur * n_iter // 100)
+        if w > n_iter:
+            return points
+        if w >= 1 and (not points or w > points[-1]):
+            points.append(w)
+        prev, cur = cur, cur + max(cur - prev - 3, 6)
+
+
+def targeted_dlr_loss(logits, y, target):
+    """Targeted difference of logits ratio (Croce & Hein, 2020), per sample.
+
+    ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` where ``z_pi1 >= z_pi2 >= ...``
+    are the sorted logits. With 3 classes the denominator is ``z_pi1 - z_pi3``; with
+    2 classes it is 1 (the plain logit margin towards the only other class).
+    """
+    n_classes = logits.shape[1]
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    if n_classes >= 4:
+        top = logits.topk(4, dim=1).values
+        denom = top[:, 0] - 0.5 * (top[:, 2] + top[:, 3])
+    elif n_classes == 3:
+        top = logits.topk(3, dim=1).values
+        denom = top[:, 0] - top[:, 2]
+    else:
+        return z_t - z_y
+    return -(z_y - z_t) / (denom + 1e-12)
+
+
+def _per_sample(v, like):
+    return v.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
+             generator, rho=0.75, random_start=True, eot_iter=1, target=None,
+             trace=None):
+    """One run of APGD (Croce & Hein, 2020, Algorithm 1) on a batch.
+
+    All bookkeeping is per sample and batched: step sizes, the best-loss iterate,
+    the checkpoint conditions and restarts from the best point. Samples for which a
+    misclassifying iterate has been found are dropped from the batch at the next
+    checkpoint (their result is final), which saves time on non-robust points.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn(logits, y, target) -> per-sample loss`` to maximise.
+    target : tensor of shape (n_samples,) or None
+        Per-sample extra argument passed to ``loss_fn`` (target classes).
+    trace : list or None
+        If a list, ``(x_k, step_size_k)`` is appended after every step (for tests
+        and diagnostics; ``x_k`` only covers the samples still in the batch).
+
+    Returns
+    -------
+    result : dict of tensors
+        ``"x_best"`` (highest-loss iterate), ``"loss_best"``, ``"x_adv"`` (the
+        highest-loss misclassifying iterate where ``"fooled"``, else ``x_best``),
+        ``"fooled"`` and ``"step_size"`` (final per-sample step size).
+    """
+    n = x.shape[0]
+    device = x.device
+
+    def feasible(v, center):
+        return clip_to_box(center + project(v - center, eps, norm), clip_min, clip_max)
+
+    def loss_and_grad(xa, ys, ts):
+        xa = xa.detach().requires_grad_(True)
+        grad = torch.zeros_like(xa)
+        loss = torch.zeros(xa.shape[0], dtype=xa.dtype, device=device)
+        for _ in range(eot_iter):
+            logits = model(xa)
+            value = loss_fn(logits, ys, ts)
+            (g,) = torch.autograd.grad(value.sum(), xa)
+            grad += g
+            loss += value.detach().to(loss.dtype)
+        return logits.detach(), loss / eot_iter, grad / eot_iter
+
+    # full-size outputs, written back when samples leave the batch and at the end
+    out_best = x.clone()
+    out_adv = x.clone()
+    out_loss = torch.empty(n, dtype=x.dtype, device=device)
+    out_fooled = torch.zeros(n, dtype=torch.bool, device=device)
+    out_step = torch.empty(n, dtype=x.dtype, device=device)
+
+    if random_start:
+        x_adv = clip_to_box(x + random_init(x, eps, norm, generator), clip_min,
+                            clip_max)
+    else:
+        x_adv = x.clone()
+    x_adv = x_adv.detach()
+    logits, loss, grad = loss_and_grad(x_adv, y, target)
+
+    # working state of the samples still in the batch
+    idx = torch.arange(n, device=device)
+    xc, yc, tc = x, y, target
+    x_best, loss_best, grad_best = x_adv.clone(), loss.clone(), grad.clone()
+    fooled = logits.argmax(dim=1) != y
+    x_found = x_adv.clone()
+    loss_found = torch.where(fooled, loss, torch.full_like(loss, float("-inf")))
+    step = _per_sample(torch.full((n,), 2.0 * eps, dtype=x.dtype, device=device), x)
+    x_prev = x_adv.clone()
+    loss_prev = loss.clone()
+    n_success = torch.zeros(n, dtype=torch.long, device=device)
+    loss_best_last = loss_best.clone()
+    reduced_last = torch.zeros(n, dtype=torch.bool, device=device)
+    checkpoints = apgd_checkpoints(n_iter)
+    last_check = 0
+
+    def write_back():
+        out_best[idx] = x_best
+        out_loss[idx] = loss_best
+        out_fooled[idx] = fooled
+        out_adv[idx] = torch.where(_per_sample(fooled, x_best), x_found, x_best)
+        out_step[idx] = step.reshape(-1)
+
+    for k in range(n_iter):
+        with torch.no_grad():
+            z = feasible(x_adv + ascent_step(grad, step, norm), xc)
+            if k > 0:  # the first step has no momentum
+                z = feasible(x_adv + _MOMENTUM * (z - x_adv)
+                             + (1 - _MOMENTUM) * (x_adv - x_prev), xc)
+            x_prev, x_adv = x_adv, z
+        logits, loss, grad = loss_and_grad(x_adv, yc, tc)
+        with torch.no_grad():
+            wrong = logits.argmax(dim=1) != yc
+            new_found = wrong & (loss > loss_found)
+            x_found[new_found] = x_adv[new_found]
+            loss_found = torch.where(new_found, loss, loss_found)
+            fooled |= wrong
+            n_success += (loss > loss_prev).long()
+            loss_prev = loss
+            improved = loss > loss_best
+            x_best[improved] = x_adv[improved]
+            grad_best[improved] = grad[improved]
+            loss_best = torch.where(improved, loss, loss_best)
+            if trace is not None:
+                trace.append((x_adv.clone(), step.reshape(-1).clone()))
+
+            if k + 1 in checkpoints:
+                h = k + 1 - last_check
+                last_check = k + 1
+                # (a) too few steps increased the loss, or (b) neither the step size
+                # nor the best loss changed since the last checkpoint
+                halve = (n_success < rho * h) | (~reduced_last
+                                                 & (loss_best <= loss_best_last))
+                step = torch.where(_per_sample(halve, step), step / 2, step)
+                x_adv[halve] = x_best[halve]
+                x_prev[halve] = x_best[halve]  # restart without momentum
+                grad[halve] = grad_best[halve]
+                loss_prev = torch.where(halve, loss_best, loss_prev)
+                reduced_last = halve
+                loss_best_last = loss_best.clone()
+                n_success.zero_()
+                if fooled.any():  # drop finished samples from the batch
+                    write_back()
+                    keep = ~fooled
+                    if not keep.any():
+                        break
+                    idx, xc, yc = idx[keep], xc[keep], yc[keep]
+                    tc = None if tc is None else tc[keep]
+                    (x_adv, x_prev, grad, x_best, grad_best, x_found, step) = (
+                        t[keep] for t in (x_adv, x_prev, grad, x_best, grad_best,
+                                          x_found, step))
+                    (loss_best, loss_found, loss_prev, n_success, loss_best_last,
+                     reduced_last, fooled) = (
+                        t[keep] for t in (loss_best, loss_found, loss_prev, n_success,
+                                          loss_best_last, reduced_last, fooled))
+    else:
+        write_back()
+    return {"x_best": out_best, "loss_best": out_loss, "x_adv": out_adv,
+            "fooled": out_fooled, "step_size": out_step}
+
+
+def _check_probability(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            low < value < high):
+        raise ValueError(f"{name} must be a number in ({low}, {high}), got {value!r}.")
+
+
+class _APGDBase(BaseAttack):
+    """Shared parameters checks and the run-merging logic of APGD and APGD-T."""
+
+    def _check_params(self):
+        super()._check_params()
+        _check_positive_int(self.n_iter, "n_iter")
+        _check_positive_int(self.n_restarts, "n_restarts")
+        _check_positive_int(self.eot_iter, "eot_iter")
+        _check_probability(self.rho, "rho", 0.0, 1.0)
+        if self.random_start not in (True, False):
+            raise ValueError(f"random_start must be True or False, got "
+                             f"{self.random_start!r}.")
+
+    def _run(self, model, x, y, generator, loss_fn, target=None):
+        return apgd_run(model, x, y, loss_fn=loss_fn, eps=float(self.eps),
+                        norm=self.norm, n_iter=self.n_iter, clip_min=self.clip_min,
+                        clip_max=self.clip_max, generator=generator, rho=self.rho,
+                        random_start=self.random_start, eot_iter=self.eot_iter,
+                        target=target)
+
+    @staticmethod
+    def _merge(state, idx, res):
+        """Keep per sample the first misclassifying point, else the highest loss."""
+        x_out, fooled, best_loss, step = state
+        newly = res["fooled"]
+        better = newly | (res["loss_best"] > best_loss[idx])
+        take = idx[better]
+        x_out[take] = res["x_adv"][better]
+        best_loss[take] = res["loss_best"][better]
+        step[idx] = res["step_size"]
+        fooled[idx[newly]] = True
+
+    def _new_state(self, x):
+        n = x.shape[0]
+        return (x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device),
+                torch.full((n,), float("-inf"), dtype=x.dtype, device=x.device),
+                torch.zeros(n, dtype=x.dtype, device=x.device))
+
+    @staticmethod
+    def _info(state, return_info):
+        if not return_info:
+            return {}
+        return {"fooled": state[1].clone(), "step_size": state[3].clone()}
+
+    def _trivial_info(self, model, x, y, return_info):
+        if not return_info:
+            return {}
+        with torch.no_grad(), eval_mode(model):
+            wrong = model(x).argmax(dim=1) != y if x.shape[0] else y.bool()
+        return {"fooled": wrong, "step_size": torch.zeros(x.shape[0], dtype=x.dtype,
+                                                          device=x.device)}
+
+
+class APGD(_APGDBase):
+    """Auto-PGD: step-size-free projected gradient ascent (Croce & Hein, 2020).
+
+    PGD with momentum whose per-sample step size starts at ``2 * eps`` and is halved
+    at fixed checkpoints when progress stalls, restarting from the best point found.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    n_iter : int, default=100
+        Number of iterations (gradient evaluations) per restart.
+    loss : {"ce", "dlr", "cw"} or callable, default="ce"
+        Objective to maximise: cross-entropy (APGD-CE), the difference of logits
+        ratio (APGD-DLR, needs at least 3 classes), the Carlini-Wagner margin, or a
+        callable ``loss(logits, y) -> per-sample tensor``.
+    n_restarts : int, default=1
+        Number of runs from fresh random starts; each restart only attacks the
+        points not yet misclassified.
+    rho : float, default=0.75
+        Step-size halving threshold: the step is halved at a checkpoint when fewer
+        than a fraction ``rho`` of the steps since the last one increased the loss.
+    random_start : bool, default=True
+        Start from a uniform point of the ball, else from ``x``.
+    eot_iter : int, default=1
+        Gradients averaged per iteration (Expectation over Transformation, for
+        randomized models).
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random starts through a local :class:`torch.Generator`.
+
+    See Also
+    --------
+    APGDT : The targeted-DLR variant.
+    AutoAttack : The ensemble built on APGD.
+    PGD : Fixed step size, no momentum.
+
+    Notes
+    -----
+    Threat model: untargeted, white-box, ``||x_adv - x|| <= eps`` in ``norm`` and
+    inside the clip box; the model must return logits.
+
+    The algorithm follows Algorithm 1 of the paper: checkpoints
+    :func:`apgd_checkpoints`; momentum ``x_{k+1} = P(x_k + 0.75 (z_{k+1} - x_k) +
+    0.25 (x_k - x_{k-1}))`` with ``z_{k+1} = P(x_k + eta_k * step(grad))`` and no
+    momentum on the first step; at a checkpoint the step size of a sample is halved
+    if (a) fewer than ``rho`` of its steps since the last checkpoint increased the
+    loss, or (b) its step size and best loss are both unchanged since the last
+    checkpoint; halving restarts the sample from its best-loss point (momentum
+    reset). Per sample, the attack returns the highest-loss misclassifying iterate
+    if one was ever found, else the highest-loss iterate. Samples already fooled
+    leave the batch at the next checkpoint, so a non-robust batch costs far fewer
+    than ``n_iter`` full gradient evaluations.
+
+    With ``return_info=True`` the info dict holds ``"fooled"`` (a misclassifying
+    point was found) and ``"step_size"`` (the final step size of each sample).
+
+    References
+    ----------
+    .. [1] F. Croce and M. Hein, "Reliable evaluation of adversarial robustness
+       with an ensemble of diverse parameter-free attacks", ICML 2020,
+       arXiv:2003.01690.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import APGD
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    >>> x_adv = APGD(eps=0.1, n_iter=10, random_state=0).perturb(model, x, y)
+    >>> bool((x_adv - x).abs().max() <= 0.1 + 1e-6)
+    True
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", n_iter=100, loss="ce", n_restarts=1,
+                 rho=0.75, random_start=True, eot_iter=1, clip_min=0.0, clip_max=1.0,
+                 random_state=None):
+        self.eps = eps
+        self.norm = norm
+        self.n_iter = n_iter
+        self.loss = loss
+        self.n_restarts = n_restarts
+        self.rho = rho
+        self.random_start = random_start
+        self.eot_iter = eot_iter
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        if self.loss == "kl":
+            raise ValueError("loss must be 'ce', 'dlr', 'cw' or a callable for APGD, "
+                             "got 'kl'.")
+        get_loss(self.loss)
+
+    def _perturb(self, model, x, y, generator, return_info):
+        base_loss = get_loss(self.loss)
+
+        def loss_fn(logits, ys, _target):
+            return base_loss(logits, ys)
+
+        with torch.no_grad():
+            self._warn_if_probabilities(model(x[:256]))
+        state = self._new_state(x)
+        for _ in range(self.n_restarts):
+            idx = (~state[1]).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            res = self._run(model, x[idx], y[idx], generator, loss_fn)
+            self._merge(state, idx, res)
+        return state[0], self._info(state, return_info)
+
+
+class APGDT(_APGDBase):
+    """Targeted APGD on the targeted DLR loss (APGD-T, Croce & Hein, 2020).
+
+    For each of the ``n_target_classes`` most likely wrong classes of the clean
+    point (in order), APGD maximises ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``
+    on the points not yet misclassified. Success means any misclassification.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    n_iter : int, default=100
+        Iterations per target class and restart.
+    n_target_classes : int, default=9
+        Number of target classes tried (at most ``n_classes - 1`` are used).
+    n_restarts : int, default=1
+        Random restarts per target class.
+    rho : float, default=0.75
+        Step-size halving threshold (see :class:`APGD`).
+    random_start : bool, default=True
+        Start from a uniform point of the ball, else from ``x``.
+    eot_iter : int, default=1
+        Gradients averaged per iteration (Expectation over Transformation).
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random starts through a local :class:`torch.Generator`.
+
+    See Also
+    --------
+    APGD : The untargeted attack and the algorithm's details.
+    AutoAttack : The ensemble using APGD-T as its second attack.
+
+    Notes
+    -----
+    Threat model: untargeted success criterion (any wrong class), white-box,
+    ``norm``-ball of radius ``eps`` inside the clip box. The targeted DLR loss needs
+    at least 4 classes to be scale invariant; with 3 classes the denominator is
+    ``z_pi1 - z_pi3`` and with 2 classes the plain logit margin is used. The total
+    cost is up to ``n_target_classes * n_restarts * n_iter`` gradient evaluations
+    per point. Info keys are those of :class:`APGD`.
+
+    References
+    ----------
+    .. [1] F. Croce and M. Hein, "Reliable evaluation of adversarial robustness
+       with an ensemble of diverse parameter-free attacks", ICML 2020,
+       arXiv:2003.01690.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import APGDT
+    >>> model = torch.nn.Linear(4, 5)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 5, (8,))
+    >>> attack = APGDT(eps=0.1, n_iter=10, n_target_classes=2, random_state=0)
+    >>> attack.perturb(model, x, y).shape
+    torch.Size([8, 4])
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", n_iter=100, n_target_classes=9,
+                 n_restarts=1, rho=0.75, random_start=True, eot_iter=1, clip_min=0.0,
+                 clip_max=1.0, random_state=None):
+        self.eps = eps
+        self.norm = norm
+        self.n_iter = n_iter
+        self.n_target_classes = n_target_classes
+        self.n_restarts = n_restarts
+        self.rho = rho
+        self.random_start = random_start
+        self.eot_iter = eot_iter
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        _check_positive_int(self.n_target_classes, "n_target_classes")
+
+    def _perturb(self, model, x, y, generator, return_info):
+        with torch.no_grad():
+            clean = torch.cat([model(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+        self._warn_if_probabilities(clean[:256])
+        n_classes = clean.shape[1]
+        # candidate targets: the other classes, most likely first
+        ranked = clean.scatter(1, y[:, None], float("-inf")).argsort(
+            dim=1, descending=True)
+        state = self._new_state(x)
+        for rank in range(min(self.n_target_classes, n_classes - 1)):
+            for _ in range(self.n_restarts):
+                idx = (~state[1]).nonzero().squeeze(1)
+                if idx.numel() == 0:
+                    break
+                res = self._run(model, x[idx], y[idx], generator, targeted_dlr_loss,
+                                target=ranked[idx, rank])
+                self._merge(state, idx, res)
+        return state[0], self._info(state, return_info)
+
+
+class LogitScaledPGD(PGD):
+    """PGD on logits multiplied by a constant (Hitaj et al., 2021).
+
+    Cross-entropy attacks depend on the scale of the logits: when a model outputs
+    logits of very small magnitude, its softmax is nearly uniform and the
+    cross-entropy gradient is spread over all wrong classes instead of pointing to
+    the closest one, which hides adversarial examples from PGD (observed on GAIRAT
+    by Hitaj et al.). Multiplying the logits by ``logit_scale > 1`` restores a
+    peaked softmax; ``logit_scale < 1`` conversely un-saturates huge logits whose
+    cross-entropy gradient underflows to zero.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    n_steps : int, default=10
+        Number of gradient steps.
+    step_size : float or None, default=None
+        Step length; ``None`` uses ``2.5 * eps / n_steps``.
+    random_start : bool or {"uniform", "normal"}, default=True
+        Random start (see :class:`PGD`).
+    n_restarts : int, default=1
+        Number of runs; per sample the best one is kept.
+    loss : {"ce", "kl", "cw", "dlr"} or callable, default="ce"
+        Objective computed on the scaled logits.
+    logit_scale : float, default=10.0
+        Factor applied to the model's logits before the loss.
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random start through a local :class:`torch.Generator`.
+
+    See Also
+    --------
+    PGD : The same attack without scaling.
+    APGDT : Its DLR loss is invariant to the scale of the logits.
+
+    Notes
+    -----
+    Threat model: untargeted, white-box, ``norm``-ball of radius ``eps``. Scaling the
+    logits does not change the model's predictions, only the attack's objective.
+    Info keys are those of :class:`PGD`.
+
+    References
+    ----------
+    .. [1] D. Hitaj, G. Pagnotta, I. Masi and L. V. Mancini, "Evaluating the
+       Robustness of Geometry-Aware Instance-Reweighted Adversarial Training",
+       2021, arXiv:2103.01914.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import LogitScaledPGD
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    >>> LogitScaledPGD(eps=0.1, random_state=0).perturb(model, x, y).shape
+    torch.Size([8, 4])
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", n_steps=10, step_size=None,
+                 random_start=True, n_restarts=1, loss="ce", logit_scale=10.0,
+                 clip_min=0.0, clip_max=1.0, random_state=None):
+        super().__init__(eps=eps, norm=norm, n_steps=n_steps, step_size=step_size,
+                         random_start=random_start, n_restarts=n_restarts, loss=loss,
+                         clip_min=clip_min, clip_max=clip_max,
+                         random_state=random_state)
+        self.logit_scale = logit_scale
+
+    def _check_params(self):
+        super()._check_params()
+        scale = self.logit_scale
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
+                0 < scale < float("inf")):
+            raise ValueError(f"logit_scale must be a finite number > 0, got {scale!r}.")
+
+    def _run_kwargs(self):
+        return dict(super()._run_kwargs(), logit_scale=float(self.logit_scale))
+
+    def _perturb(self, model, x, y, generator, return_info):
+        scale = float(self.logit_scale)
+
+        def warn(logits):  # judge the model's own outputs, not the scaled ones
+            self._warn_if_probabilities(logits / scale)
+
+        x_adv, kappa = pgd_run(model, x, y, generator=generator,
+                               count_correct=return_info, warn=warn,
+                               **self._run_kwargs())
+        return x_adv, ({"n_correct_steps": kappa} if return_info else {})

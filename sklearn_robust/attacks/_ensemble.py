@@ -1,0 +1,317 @@
+"""AutoAttack-style ensembles: a worst-case cascade of attacks (Croce & Hein, 2020)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from ..exceptions import GradientMaskingWarning
+from ..utils._torch import as_tensor, eval_mode
+from ._apgd import APGD, APGDT, LogitScaledPGD
+from ._base import BaseAttack, is_attack
+from ._square import Square
+
+__all__ = ["AutoAttack", "cascade", "AUTOATTACK_VERSIONS", "ATTACK_NAMES"]
+
+
+def _named_attacks():
+    return {
+        "apgd-ce": lambda: APGD(loss="ce"),
+        "apgd-dlr": lambda: APGD(loss="dlr"),
+        "apgd-t": lambda: APGDT(),
+        "square": lambda: Square(),
+        "logit-scaled-pgd": lambda: LogitScaledPGD(n_steps=20),
+    }
+
+
+#: Names accepted in ``AutoAttack(attacks=[...])``.
+ATTACK_NAMES = tuple(_named_attacks())
+
+
+def _standard():
+    return [APGD(loss="ce", n_iter=100, n_restarts=1),
+            APGDT(n_iter=100, n_target_classes=9, n_restarts=1),
+            Square(n_queries=5000, p_init=0.8, n_restarts=1, rescale_schedule=False)]
+
+
+def _plus():
+    return [APGD(loss="ce", n_iter=100, n_restarts=5),
+            APGD(loss="dlr", n_iter=100, n_restarts=5),
+            Square(n_queries=5000, p_init=0.8, n_restarts=5, rescale_schedule=False),
+            APGDT(n_iter=100, n_target_classes=9, n_restarts=1)]
+
+
+def _rand():
+    return [APGD(loss="ce", n_iter=100, eot_iter=20),
+            APGD(loss="dlr", n_iter=100, eot_iter=20)]
+
+
+def _fast():
+    return [APGD(loss="ce", n_iter=50),
+            APGDT(n_iter=50, n_target_classes=3),
+            Square(n_queries=1000, p_init=0.8)]
+
+
+#: Attack lists of the ``version`` presets of :class:`AutoAttack`.
+AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
+                       "fast": _fast}
+
+
+def _predict(model, x, batch_size=1024):
+    with torch.no_grad():
+        out = [model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    out = [o if isinstance(o, torch.Tensor) else torch.as_tensor(np.asarray(o))
+           for o in out]
+    scores = torch.cat(out).to(x.device)
+    if scores.ndim == 1:  # binary decision function
+        return (scores > 0).long()
+    return scores.argmax(dim=1)
+
+
+def cascade(attacks, model, X, y, *, return_info=False):
+    """Run attacks as a worst-case cascade and return the robust mask.
+
+    The points the model classifies correctly are attacked by the first attack;
+    each following attack only sees the points that are still classified
+    correctly. A point is robust when no attack fooled it, so the robust mask is
+    the logical AND of the members' per-sample robustness (up to the random starts
+    each member draws on the subset it sees).
+
+    Parameters
+    ----------
+    attacks : list of attacks
+        Objects with ``perturb(model, X, y)`` (e.g. the attacks of
+        :mod:`sklearn_robust.attacks`), run in order as given: they are neither
+        cloned nor given a threat model here.
+    model : callable
+        Torch callable returning class scores; a module is evaluated in eval mode.
+    X : tensor or ndarray of shape (n_samples, ...)
+        Clean inputs.
+    y : tensor or array-like of shape (n_samples,)
+        True class indices.
+    return_info : bool, default=False
+        Also return a dict of per-sample tensors: ``"clean_correct"`` and
+        ``"fooled_by"`` (index in ``attacks`` of the attack that fooled the point,
+        -1 where the point was misclassified from the start or never fooled).
+
+    Returns
+    -------
+    X_adv : tensor or ndarray
+        Per sample, the adversarial example that fooled the model; the clean point
+        where the model was already wrong; otherwise the last attack's attempt.
+        Same type, shape and dtype as ``X`` (a NumPy array for NumPy input).
+    robust : bool tensor or ndarray of shape (n_samples,)
+        True where the point is classified correctly and no attack fooled it.
+    info : dict
+        Only when ``return_info=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import APGD, PGD, cascade
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    >>> attacks = [PGD(eps=0.1, random_state=0),
+    ...            APGD(eps=0.1, n_iter=10, random_state=0)]
+    >>> x_adv, robust = cascade(attacks, model, x, y)
+    >>> robust.dtype
+    torch.bool
+    """
+    from_numpy = not isinstance(X, torch.Tensor)
+    x = torch.as_tensor(np.asarray(X), dtype=torch.float32) if from_numpy else X
+    x = x.detach()
+    y = as_tensor(y, device=x.device).long()
+    if y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise ValueError("X must have shape (n_samples, ...) with n_samples == "
+                         f"len(y); got X of shape {tuple(x.shape)} and y of shape "
+                         f"{tuple(y.shape)}.")
+    for a in attacks:
+        if not is_attack(a):
+            raise TypeError(f"Every attack needs a perturb method; got {a!r}.")
+    x_adv = x.clone()
+    fooled_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    with eval_mode(model):
+        robust = _predict(model, x) == y if x.shape[0] else y.bool()
+        clean_correct = robust.clone()
+        for i, attack in enumerate(attacks):
+            idx = robust.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            adv = as_tensor(attack.perturb(model, x[idx], y[idx]), device=x.device,
+                            dtype=x.dtype)
+            still = _predict(model, adv) == y[idx]
+            x_adv[idx] = adv
+            robust[idx[~still]] = False
+            fooled_by[idx[~still]] = i
+    if from_numpy:
+        x_adv, robust = x_adv.cpu().numpy(), robust.cpu().numpy()
+    if return_info:
+        return x_adv, robust, {"clean_correct": clean_correct, "fooled_by": fooled_by}
+    return x_adv, robust
+
+
+class AutoAttack(BaseAttack):
+    """Ensemble of diverse attacks evaluated as a worst-case cascade (AutoAttack).
+
+    Runs its members in order, each on the points the previous ones did not fool,
+    and returns per sample the first adversarial example found. This is the
+    reliable robustness evaluation of Croce & Hein (2020): a white-box APGD on the
+    cross-entropy, a targeted APGD on the scale-invariant DLR loss, and the
+    black-box Square attack that gradient masking cannot stop.
+
+    Parameters
+    ----------
+    eps : float, default=0.3
+        Radius of the threat model's ball (given to every member).
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model (given to every member).
+    version : {"standard", "plus", "rand", "fast"}, default="standard"
+        Preset attack list (ignored when ``attacks`` is given):
+
+        - ``"standard"``: APGD-CE (100 iterations), APGD-T (9 target classes x 100
+          iterations), Square (5000 queries), as AutoAttack's standard version
+          without FAB-T.
+        - ``"plus"``: APGD-CE and APGD-DLR with 5 restarts each, Square with 5
+          restarts, APGD-T (AutoAttack's plus version without FAB and FAB-T).
+        - ``"rand"``: APGD-CE and APGD-DLR with 20 EOT gradient samples per
+          iteration, for randomized models.
+        - ``"fast"`` (this library's): APGD-CE (50 iterations), APGD-T (3 targets x
+          50 iterations), Square (1000 queries), for model selection.
+    attacks : list of attacks or names, default=None
+        Custom members, run in the given order; names are taken from
+        :data:`ATTACK_NAMES` (``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``,
+        ``"square"``, ``"logit-scaled-pgd"``). Attack objects are cloned.
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box (given to every member); ``None`` leaves a side open.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the members that have no ``random_state`` of their own, through a
+        local :class:`torch.Generator`.
+
+    See Also
+    --------
+    cascade : The cascade as a function of an attack list.
+    APGD, APGDT, Square : The members.
+
+    Notes
+    -----
+    Threat model: untargeted, ``||x_adv - x|| <= eps`` in ``norm`` inside the clip
+    box; the gradient members need a differentiable model returning logits. FAB
+    (the minimum-norm member of the original AutoAttack) is not included. With
+    fewer than 3 classes, members using the DLR loss use the Carlini-Wagner margin
+    instead. A :class:`~sklearn_robust.exceptions.GradientMaskingWarning` is raised
+    when Square fools points that the gradient-based members before it missed (as
+    AutoAttack's ``check_square_sr``). With ``return_info=True`` the info dict
+    holds ``"clean_correct"``,
+    ``"robust"`` and ``"fooled_by"`` (index of the member that fooled the point,
+    -1 if none did or the point was misclassified from the start).
+
+    References
+    ----------
+    .. [1] F. Croce and M. Hein, "Reliable evaluation of adversarial robustness
+       with an ensemble of diverse parameter-free attacks", ICML 2020,
+       arXiv:2003.01690.
+    .. [2] M. Andriushchenko, F. Croce, N. Flammarion and M. Hein, "Square Attack: a
+       query-efficient black-box adversarial attack via random search", ECCV 2020,
+       arXiv:1912.00049.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_robust.attacks import APGD, AutoAttack, Square
+    >>> model = torch.nn.Linear(4, 3)
+    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    >>> attack = AutoAttack(eps=0.1, attacks=[APGD(n_iter=10), Square(n_queries=50)],
+    ...                     random_state=0)
+    >>> x_adv, info = attack.perturb(model, x, y, return_info=True)
+    >>> sorted(info)
+    ['clean_correct', 'fooled_by', 'robust']
+    """
+
+    def __init__(self, *, eps=0.3, norm="linf", version="standard", attacks=None,
+                 clip_min=0.0, clip_max=1.0, random_state=None):
+        self.eps = eps
+        self.norm = norm
+        self.version = version
+        self.attacks = attacks
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        if self.attacks is None:
+            if self.version not in AUTOATTACK_VERSIONS:
+                raise ValueError(f"version must be one of {sorted(AUTOATTACK_VERSIONS)}"
+                                 f", got {self.version!r}.")
+            return
+        if isinstance(self.attacks, (str, BaseAttack)) or not isinstance(
+                self.attacks, (list, tuple)) or len(self.attacks) == 0:
+            raise ValueError("attacks must be None or a non-empty list of attacks or "
+                             f"names, got {self.attacks!r}.")
+        for a in self.attacks:
+            if isinstance(a, str):
+                if a not in ATTACK_NAMES:
+                    raise ValueError(f"Unknown attack name {a!r}; choose among "
+                                     f"{list(ATTACK_NAMES)} or pass attack objects.")
+            elif not isinstance(a, BaseAttack):
+                raise TypeError(f"attacks must hold attacks of sklearn_robust.attacks "
+                                f"or names, got {a!r}.")
+
+    def _members(self):
+        """Fresh member attacks carrying this ensemble's threat model."""
+        if self.attacks is None:
+            members = AUTOATTACK_VERSIONS[self.version]()
+        else:
+            named = _named_attacks()
+            members = [named[a]() if isinstance(a, str) else clone(a)
+                       for a in self.attacks]
+        threat = dict(eps=self.eps, norm=self.norm, clip_min=self.clip_min,
+                      clip_max=self.clip_max)
+        for m in members:
+            names = m.get_params()
+            m.set_params(**{k: v for k, v in threat.items() if k in names})
+        return members
+
+    def _perturb(self, model, x, y, generator, return_info):
+        members = self._members()
+        with torch.no_grad():
+            out = model(x[:1])
+        n_classes = out.shape[1] if np.ndim(out) == 2 else 2
+        for m in members:
+            params = m.get_params()
+            if "random_state" in params and params["random_state"] is None:
+                seed = torch.randint(0, 2 ** 62, (1,), generator=generator,
+                                     device=generator.device)
+                m.set_params(random_state=int(seed))
+            if n_classes < 3 and params.get("loss") == "dlr":
+                m.set_params(loss="cw")
+        x_adv, robust, info = cascade(members, model, x, y, return_info=True)
+        info["robust"] = robust
+        self._check_black_box_success(members, info["fooled_by"])
+        return x_adv, (info if return_info else {})
+
+    @staticmethod
+    def _check_black_box_success(members, fooled_by):
+        """Warn when Square fooled points that every earlier gradient attack missed."""
+        for i, m in enumerate(members):
+            if not isinstance(m, Square) or not any(
+                    not isinstance(prev, Square) for prev in members[:i]):
+                continue
+            n = int((fooled_by == i).sum())
+            if n:
+                warnings.warn(
+                    f"The black-box Square attack fooled {n} point(s) that the "
+                    "gradient-based attacks before it missed: the model may mask its "
+                    "gradients, and robustness measured by gradient attacks alone "
+                    "would be overstated.", GradientMaskingWarning, stacklevel=4)
+
+    def _trivial_info(self, model, x, y, return_info):
+        if not return_info:
+            return {}
+        with eval_mode(model):
+            correct = _predict(model, x) == y if x.shape[0] else y.bool()
+        return {"clean_correct": correct, "robust": correct.clone(),
+                "fooled_by": torch.full_like(y, -1)}

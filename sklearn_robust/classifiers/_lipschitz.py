@@ -1,0 +1,702 @@
+"""Robust training that imposes local Lipschitzness, with dropout (Yang et al., 2020)."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import inspect
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch.callbacks import Callback
+from skorch.utils import data_from_dataset
+
+from ..attacks import PGD
+from ..attacks._base import BaseAttack
+from ..attacks._losses import kl_loss
+from ..attacks._projections import (ascent_step, clip_to_box, flat_norm, project,
+                                    random_init)
+from ..metrics._lipschitz import empirical_local_lipschitz
+from ..nn._base import _check_dropout
+from ..utils._validation import check_clip_box, check_eps, check_norm
+from ._base import BaseAdversarialClassifier, _check_int, _check_real
+
+__all__ = ["LipschitzDropoutClassifier", "LocalLipschitzMonitor",
+           "LocalLinearityAttack", "trades_objective", "at_objective",
+           "rst_objective", "llr_objective", "gr_objective"]
+
+METHODS = ("trades", "at", "rst", "llr", "gr")
+
+_TINY = 1e-12
+
+
+# ----------------------------------------------------------------------- helpers
+class _NoiseReplay:
+    """Snapshot of torch's global RNG, to draw the same dropout masks twice.
+
+    LLR and GR compare the loss of one network at two nearby inputs; in train mode
+    each forward pass would draw its own dropout mask and the difference would
+    measure the dropout noise rather than the local behaviour. Replaying the RNG
+    before the second pass gives both passes the same masks (same sub-network).
+    CPU and CUDA generators are handled.
+    """
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.cpu_state = torch.get_rng_state()
+        self.cuda_state = (torch.cuda.get_rng_state(self.device)
+                           if self.device.type == "cuda" else None)
+
+    def replay(self):
+        torch.set_rng_state(self.cpu_state)
+        if self.cuda_state is not None:
+            torch.cuda.set_rng_state(self.cuda_state, self.device)
+
+
+def _dot(a, b):
+    """Per-sample inner product over all but the first dimension."""
+    return (a * b).reshape(a.shape[0], -1).sum(dim=1)
+
+
+def _ce(logits, y):
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+# -------------------------------------------------------------------- objectives
+def trades_objective(module, x, x_adv, y, *, beta=6.0):
+    """TRADES: ``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, batch means.
+
+    The same loss as :class:`~sklearn_robust.TRADESClassifier` (the KL is
+    :func:`sklearn_robust.attacks._losses.kl_loss`); both forward passes carry
+    gradients.
+
+    Parameters
+    ----------
+    module : callable
+        Maps a batch to logits (in the mode the loss should use, usually train).
+    x, x_adv : torch.Tensor
+        Clean batch and its adversarial version (treated as constants).
+    y : torch.Tensor
+        Integer class indices.
+    beta : float, default=6.0
+        Weight of the KL term.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar loss.
+    logits : torch.Tensor
+        Clean logits ``f(x)``.
+    """
+    logits = module(x)
+    logits_adv = module(x_adv.detach())
+    robust = kl_loss(logits_adv, y, logits).mean()
+    return _ce(logits, y).mean() + beta * robust, logits
+
+
+def at_objective(module, x, x_adv, y):
+    """PGD adversarial training: ``CE(f(x_adv), y)``; returns the adversarial logits.
+
+    ``x`` is unused; the signature is that of the other objectives.
+    """
+    logits_adv = module(x_adv.detach())
+    return _ce(logits_adv, y).mean(), logits_adv
+
+
+def rst_objective(module, x, x_adv, y, *, reg_lambda=2.0):
+    """Robust self-training loss on labelled data: ``CE(x) + reg_lambda * CE(x_adv)``.
+
+    Returns the loss and the clean logits.
+    """
+    logits = module(x)
+    robust = _ce(module(x_adv.detach()), y).mean()
+    return _ce(logits, y).mean() + reg_lambda * robust, logits
+
+
+def llr_objective(module, x, x_adv, y, *, reg_lambda=4.0, mu=3.0):
+    """Local linearity regularisation (Qin et al., 2019), batch means.
+
+    With ``delta = x_adv - x`` (a constant), ``l`` the per-sample cross-entropy
+    and ``grad = d l(x) / d x``::
+
+        g(delta) = l(x + delta) - l(x) - <delta, grad>
+        loss     = l(x) + reg_lambda * |g(delta)| + mu * |<delta, grad>|
+
+    Both passes use the same dropout masks, and the input gradient is part of
+    the graph (double back-propagation), so the regulariser trains the network
+    through ``grad`` as well. Returns the loss and the clean logits.
+    """
+    delta = (x_adv - x).detach()
+    x = x.detach().requires_grad_(True)
+    noise = _NoiseReplay(x.device)
+    logits = module(x)
+    loss = _ce(logits, y)
+    (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
+    noise.replay()
+    loss_pert = _ce(module(x.detach() + delta), y)
+    linear = _dot(delta, grad)
+    gap = loss_pert - loss - linear
+    total = loss.mean() + reg_lambda * gap.abs().mean() + mu * linear.abs().mean()
+    return total, logits
+
+
+def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
+    """Gradient-norm regularisation by finite differences (TULIP, Finlay & Oberman).
+
+    With ``l`` the per-sample cross-entropy and ``v = grad l(x) / ||grad l(x)||_2``
+    (a constant direction; 0 where the gradient vanishes)::
+
+        loss = l(x) + reg_lambda / 2 * ((l(x + h v) - l(x)) / h) ** 2
+
+    averaged over the batch: the squared finite difference approximates
+    ``||grad l(x)||_2 ** 2``. Both passes use the same dropout masks; ``x + h v``
+    is not clipped to the pixel box (it is a derivative probe, not an input).
+    ``x_adv`` is unused (GR needs no attack). Returns the loss and the clean logits.
+    """
+    x = x.detach().requires_grad_(True)
+    noise = _NoiseReplay(x.device)
+    logits = module(x)
+    loss = _ce(logits, y)
+    (grad,) = torch.autograd.grad(loss.sum(), x, retain_graph=True)
+    with torch.no_grad():
+        norms = flat_norm(grad, "l2").reshape((-1,) + (1,) * (grad.ndim - 1))
+        v = torch.where(norms > 0, grad / norms.clamp_min(_TINY), torch.zeros_like(grad))
+    noise.replay()
+    loss_step = _ce(module(x.detach() + h * v), y)
+    slope = (loss_step - loss) / h
+    return loss.mean() + reg_lambda / 2 * (slope ** 2).mean(), logits
+
+
+# ------------------------------------------------------------------- LLR attack
+class LocalLinearityAttack(BaseAttack):
+    """Inner maximisation of LLR: the perturbation where the loss is least linear.
+
+    Maximises ``|l(x + delta) - l(x) - <delta, grad l(x)>|`` (``l`` the per-sample
+    cross-entropy) over the ``norm``-ball and the pixel box by ``n_steps``
+    steepest-ascent steps (signed for linf, normalised for l2) from
+    ``0.001 * N(0, I)``.
+
+    Parameters
+    ----------
+    eps : float, default=0.1
+        Radius of the ball.
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the ball.
+    n_steps : int, default=2
+        Ascent steps (Yang et al. use 2).
+    step_size : float or None, default=None
+        Step length; ``None`` uses ``eps / n_steps`` (``eps / 2`` for 2 steps, as
+        in the reference code).
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box; ``None`` leaves a side open.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random start (local generator).
+
+    Notes
+    -----
+    The reference code (``lolip/models/torch_utils/llr.py``) steps along the
+    gradient divided by its ``norm`` (for linf this moves mostly one coordinate)
+    and maximises ``|l(x + delta) - <delta, grad>|`` without the ``- l(x)`` term;
+    this attack takes the steepest-ascent step of the ball and Qin et al.'s
+    definition of the gap. The gradient ``grad l(x)`` is computed once, in the
+    mode the attack runs in (eval).
+
+    References
+    ----------
+    .. [1] C. Qin, J. Martens, S. Gowal, D. Krishnan, K. Dvijotham, A. Fawzi,
+       S. De, R. Stanforth and P. Kohli, "Adversarial Robustness through Local
+       Linearization", NeurIPS 2019, arXiv:1907.02610.
+    """
+
+    def __init__(self, *, eps=0.1, norm="linf", n_steps=2, step_size=None,
+                 clip_min=0.0, clip_max=1.0, random_state=None):
+        self.eps = eps
+        self.norm = norm
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        _check_int(self.n_steps, "n_steps")
+        _check_real(self.step_size, "step_size", allow_none=True, strict=True)
+
+    def _perturb(self, model, x, y, generator, return_info):
+        eps, norm = float(self.eps), self.norm
+        step = (eps / self.n_steps if self.step_size is None
+                else float(self.step_size))
+        x = x.detach()
+        x0 = x.clone().requires_grad_(True)
+        loss0 = _ce(model(x0), y)
+        (grad0,) = torch.autograd.grad(loss0.sum(), x0)
+        loss0 = loss0.detach()
+        delta = project(random_init(x, eps, norm, generator, kind="normal"), eps, norm)
+        delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
+        for _ in range(self.n_steps):
+            delta.requires_grad_(True)
+            gap = _ce(model(x + delta), y) - loss0 - _dot(delta, grad0)
+            (grad,) = torch.autograd.grad(gap.abs().sum(), delta)
+            with torch.no_grad():
+                delta = project(delta + ascent_step(grad, step, norm), eps, norm)
+                delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
+        return (x + delta).detach(), {}
+
+
+# ------------------------------------------------------------------- monitoring
+def _subset(X, y, max_samples, random_state):
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) <= max_samples:
+        return X, y
+    idx = np.sort(np.random.RandomState(random_state).choice(
+        len(X), max_samples, replace=False))
+    return X[idx], y[idx]
+
+
+class LocalLipschitzMonitor(Callback):
+    """skorch callback recording local Lipschitzness and the generalisation gap.
+
+    At the end of each epoch it records in the net's ``history``:
+
+    - ``"train_acc"``: clean accuracy (eval mode, no dropout) on at most
+      ``max_samples`` training points (the train accuracy skorch could cache is
+      that of dropout-perturbed, possibly adversarial batches);
+    - ``"valid_acc"``: skorch's validation accuracy when it is already recorded,
+      else computed here (only with a validation split);
+    - ``"generalization_gap"``: ``train_acc - valid_acc`` (only with a validation
+      split);
+    - ``"valid_local_lipschitz"`` (with a validation split) or
+      ``"train_local_lipschitz"`` (without one):
+      :func:`~sklearn_robust.metrics.empirical_local_lipschitz` at radius
+      ``eps`` on at most ``max_samples`` points;
+
+    and sets the net's ``local_lipschitz_`` to the last Lipschitz value. It reads
+    the pixel box from the net's ``clip_min``/``clip_max`` (default ``[0, 1]``).
+    It uses its own random generators, so adding it does not change training.
+
+    Parameters
+    ----------
+    eps : float
+        Radius of the linf-ball (Yang et al. use the attack radius, e.g. 0.1 on
+        MNIST); must be > 0.
+    max_samples : int, default=500
+        At most this many points (a fixed random subset) of each set are used.
+    n_steps : int, default=10
+        Ascent steps of the Lipschitz estimate.
+    step_size : float, default=0.003
+        Their length.
+    random_state : int, default=0
+        Seeds the subsets and the estimate's random start.
+
+    Attributes
+    ----------
+    local_lipschitz_ : float
+        The last value recorded.
+
+    Examples
+    --------
+    >>> from skorch.dataset import ValidSplit
+    >>> from sklearn_robust import AdversarialClassifier
+    >>> from sklearn_robust.classifiers import LocalLipschitzMonitor
+    >>> from sklearn_robust.datasets import load_digits_images
+    >>> X, y = load_digits_images(flat=True)
+    >>> natural = AdversarialClassifier(
+    ...     eps=0.0, max_epochs=1, random_state=0, train_split=ValidSplit(4),
+    ...     callbacks=[LocalLipschitzMonitor(eps=0.1, max_samples=100)])
+    >>> row = natural.fit(X[:300], y[:300]).history[-1]
+    >>> bool(row["generalization_gap"] == row["train_acc"] - row["valid_acc"])
+    True
+    >>> natural.local_lipschitz_ == row["valid_local_lipschitz"]
+    True
+    """
+
+    def __init__(self, eps, *, max_samples=500, n_steps=10, step_size=0.003,
+                 random_state=0):
+        self.eps = eps
+        self.max_samples = max_samples
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.random_state = random_state
+
+    def initialize(self):
+        check_eps(self.eps)
+        if self.eps == 0:
+            raise ValueError("LocalLipschitzMonitor needs eps > 0.")
+        _check_int(self.max_samples, "max_samples")
+        self.local_lipschitz_ = None
+        return self
+
+    def _lipschitz(self, net, X):
+        return empirical_local_lipschitz(
+            net, X, eps=self.eps, n_steps=self.n_steps, step_size=self.step_size,
+            clip_min=getattr(net, "clip_min", 0.0),
+            clip_max=getattr(net, "clip_max", 1.0), random_state=self.random_state)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        # skorch's DataLoader draws a seed from the global torch RNG at each
+        # prediction: fork it so that monitoring leaves training unchanged
+        device = torch.device(net.device)
+        devices = ([device.index if device.index is not None
+                    else torch.cuda.current_device()]
+                   if device.type == "cuda" and torch.cuda.is_available() else [])
+        with torch.random.fork_rng(devices=devices):
+            self._record(net, dataset_train, dataset_valid)
+
+    def _record(self, net, dataset_train, dataset_valid):
+        row = net.history[-1]
+        X_train, y_train = _subset(*data_from_dataset(dataset_train),
+                                   self.max_samples, self.random_state)
+        train_acc = float(np.mean(net.predict(X_train) == y_train))
+        net.history.record("train_acc", train_acc)
+        if dataset_valid is None:
+            X_lip, key = X_train, "train_local_lipschitz"
+        else:
+            X_valid, y_valid = data_from_dataset(dataset_valid)
+            if "valid_acc" in row:
+                valid_acc = float(row["valid_acc"])
+            else:
+                valid_acc = float(np.mean(net.predict(X_valid) == np.asarray(y_valid)))
+                net.history.record("valid_acc", valid_acc)
+            net.history.record("generalization_gap", train_acc - valid_acc)
+            X_lip, _ = _subset(X_valid, y_valid, self.max_samples, self.random_state)
+            key = "valid_local_lipschitz"
+        value = self._lipschitz(net, X_lip)
+        net.history.record(key, value)
+        self.local_lipschitz_ = value
+        net.local_lipschitz_ = value
+
+
+# ------------------------------------------------------------------- classifier
+def _takes_dropout(module):
+    """Whether ``module`` (None, a class or an instance) can be built with a dropout."""
+    if module is None:
+        return True
+    if isinstance(module, type):
+        params = inspect.signature(module.__init__).parameters
+        return "dropout" in params
+    return False
+
+
+class LipschitzDropoutClassifier(BaseAdversarialClassifier):
+    """Robust training that imposes local Lipschitzness, with dropout.
+
+    Yang et al. (2020) show that real image datasets are r-separated with
+    ``2r > eps`` (see :func:`~sklearn_robust.metrics.dataset_separation`), so a
+    classifier can be accurate and robust, and that the methods that make the
+    network locally smooth (adversarial training, RST, TRADES) do so at the price
+    of a large train-test gap, which dropout narrows. This estimator trains one
+    of the five methods they compare, on a network with dropout, and can record
+    per epoch the empirical local Lipschitz constant and the generalisation gap.
+
+    ``method`` selects the loss per batch (batch means; ``l`` is the per-sample
+    cross-entropy, ``f`` the logits):
+
+    - ``"trades"``: ``l(x) + beta * KL(f(x) || f(x_adv))``, ``x_adv`` maximising
+      the KL by sign steps from ``x + 0.001 * N(0, I)`` (TRADES);
+    - ``"at"``: ``l(x_adv)``, ``x_adv`` from cross-entropy PGD with a uniform
+      random start (Madry et al.);
+    - ``"rst"``: ``l(x) + rst_lambda * l(x_adv)`` with the same PGD (robust
+      self-training, labelled data only);
+    - ``"llr"``: ``l(x) + llr_lambda * |g(d)| + llr_mu * |<d, grad l(x)>|`` with
+      ``g(d) = l(x + d) - l(x) - <d, grad l(x)>`` and ``d = x_adv - x`` from
+      :class:`LocalLinearityAttack`, which maximises ``|g|`` (local linearity
+      regularisation, Qin et al.);
+    - ``"gr"``: ``l(x) + gr_lambda / 2 * ((l(x + gr_h * v) - l(x)) / gr_h) ** 2``
+      with ``v = grad l(x) / ||grad l(x)||_2``, a finite-difference estimate of
+      the squared input-gradient norm (TULIP); no attack.
+
+    The loss functions are :func:`trades_objective`, :func:`at_objective`,
+    :func:`rst_objective`, :func:`llr_objective` and :func:`gr_objective` of
+    this module. The attack runs with the module in eval mode (no dropout); the
+    loss in train mode (dropout active).
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        The network; it must return logits. ``None`` picks one from the input
+        shape (:func:`sklearn_robust.nn.default_module`: the TRADES SmallCNN for
+        images of at least 20x20 pixels, else an MLP) and builds it with
+        ``dropout``.
+    method : {"trades", "at", "rst", "llr", "gr"}, default="trades"
+        The training method (see the table).
+    beta : float, default=6.0
+        ``"trades"`` only: weight of the KL term (the paper uses 1, 3 and 6; 6
+        gives the smallest Lipschitz constants).
+    rst_lambda : float, default=2.0
+        ``"rst"`` only: weight of the adversarial cross-entropy (the paper uses
+        0.5, 1 and 2).
+    llr_lambda : float, default=4.0
+        ``"llr"`` only: weight of the local-linearity gap ``|g|``.
+    llr_mu : float, default=3.0
+        ``"llr"`` only: weight of the gradient term ``|<d, grad l>|``.
+    gr_lambda : float, default=1.0
+        ``"gr"`` only: weight of the squared finite difference.
+    gr_h : float, default=1.0
+        ``"gr"`` only: finite-difference step (in L2 input distance).
+    dropout : float or None, default=None
+        Dropout probability in [0, 1). It is passed to the default network and
+        to a ``module`` class whose ``__init__`` takes ``dropout`` (such as
+        :class:`~sklearn_robust.nn.MLP` and :class:`~sklearn_robust.nn.SmallCNN`);
+        a module instance, or a class without that parameter, cannot take it
+        (``ValueError``): give it the dropout yourself. ``None`` keeps the
+        network's own default (0.5 for SmallCNN, the paper's MNIST CNN; none for
+        MLP). The paper's dropout variants use 0.2 (CIFAR-10) and 0.5 (SVHN,
+        Restricted ImageNet). ``module__dropout`` is an alternative spelling;
+        giving both is an error.
+    lipschitz_eval_size : int or None, default=None
+        When an int, a :class:`LocalLipschitzMonitor` (``eps`` of the classifier,
+        at most this many points) is added to the callbacks: each epoch records
+        ``train_acc`` and, on the validation split, ``valid_acc``,
+        ``generalization_gap`` and ``valid_local_lipschitz`` (without a split,
+        ``train_local_lipschitz``), and ``local_lipschitz_`` holds the last value.
+        Set ``train_split`` (e.g. ``skorch.dataset.ValidSplit(5)`` or
+        ``skorch.helper.predefined_split(Dataset(X_test, y_test))``) to get the
+        gap. It needs ``eps > 0``. The callback is named ``"local_lipschitz"``
+        (``callbacks__local_lipschitz__*`` parameters).
+    eps : float, default=0.1
+        Radius of the threat model (the paper's MNIST setting; it uses 0.031 on
+        CIFAR-10 and SVHN).
+    norm : {"linf", "l2"}, default="linf"
+        Norm of the threat model.
+    n_steps : int or None, default=None
+        Steps of the training attack; ``None`` uses the paper's: 10 (TRADES, AT,
+        RST) or 2 (LLR).
+    step_size : float or None, default=None
+        Attack step length; ``None`` uses the paper's: ``2 * eps / n_steps``
+        (``eps / 5`` for 10 steps) for TRADES, AT and RST, ``eps / n_steps``
+        (``eps / 2`` for 2 steps) for LLR.
+    random_start : bool, default=True
+        ``"at"`` and ``"rst"``: start PGD from a uniform point of the ball. TRADES
+        and LLR always start from ``x + 0.001 * N(0, I)``.
+    clip_min, clip_max : float or None, default=0.0, 1.0
+        Pixel box of the threat model; ``None`` leaves a side open.
+    attack : attack instance or None, default=None
+        Replaces the training attack of TRADES, AT, RST or LLR; it takes ``eps``,
+        ``norm`` and the clip box from the classifier. Must be None for ``"gr"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, dropout and the attack's random starts
+        without touching the global torch RNG.
+    **kwargs
+        All other parameters are those of :class:`~sklearn_robust.AdversarialClassifier`
+        and :class:`skorch.NeuralNetClassifier` (``optimizer``, ``lr``,
+        ``max_epochs``, ``batch_size``, ``train_split``, ``callbacks``,
+        ``device``, ``module__*``, ...).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network.
+    attack_ : attack or None
+        The training attack (None for ``"gr"``).
+    local_lipschitz_ : float
+        Last recorded empirical local Lipschitz constant (only with
+        ``lipschitz_eval_size`` or a :class:`LocalLipschitzMonitor`).
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    input_shape_ : tuple
+        Shape of one training sample.
+    n_features_in_ : int
+        Size of the second dimension of ``X``.
+    history_ : skorch.History
+        skorch's training history (also ``history``).
+
+    See Also
+    --------
+    TRADESClassifier : TRADES alone (same loss as ``method="trades"``).
+    AdversarialClassifier : PGD adversarial training alone.
+    sklearn_robust.metrics.empirical_local_lipschitz : The smoothness measure.
+    sklearn_robust.metrics.dataset_separation : The r-separation of a dataset.
+
+    Notes
+    -----
+    Differences from the reference code (``lolip/models/torch_model.py``):
+
+    - Losses are batch means (the code sums over the batch, with SGD at
+      ``lr=1e-4``); with the default Adam at ``lr=1e-3`` this is the usual scale.
+    - LLR follows Qin et al.'s definition: the code drops ``- l(x)`` from ``g``,
+      replaces ``<d, grad l>`` by the mean of all ``B x B`` cross products
+      between samples and perturbations, takes no absolute value in the ``mu``
+      term, and detaches ``grad l`` (computed in eval mode); here the gap and the
+      gradient term are per sample, the gradient is computed in train mode and
+      differentiated through (double back-propagation).
+    - LLR and GR draw the same dropout masks for ``l(x)`` and the perturbed
+      loss (the code draws independent masks, so the difference also measures
+      dropout noise).
+    - GR: the code back-propagates the clean loss twice (once to get the input
+      gradient, once in the total), i.e. trains ``2 l + penalty``; here the loss
+      is ``l + penalty``.
+    - AT and RST attack the network in eval mode (the code attacks it in train
+      mode, dropout active).
+    - The ``criterion`` parameter only sets skorch's validation loss; the
+      training losses are the cross-entropy of the paper.
+
+    References
+    ----------
+    .. [1] Y.-Y. Yang, C. Rashtchian, H. Zhang, R. Salakhutdinov and K. Chaudhuri,
+       "A Closer Look at Accuracy vs. Robustness", NeurIPS 2020, arXiv:2003.02460.
+       https://github.com/yangarbiter/robust-local-lipschitz
+    .. [2] H. Zhang, Y. Yu, J. Jiao, E. Xing, L. El Ghaoui and M. Jordan,
+       "Theoretically Principled Trade-off between Robustness and Accuracy",
+       ICML 2019, arXiv:1901.08573.
+    .. [3] A. Madry, A. Makelov, L. Schmidt, D. Tsipras and A. Vladu, "Towards Deep
+       Learning Models Resistant to Adversarial Attacks", ICLR 2018.
+    .. [4] A. Raghunathan, S. M. Xie, F. Yang, J. Duchi and P. Liang,
+       "Understanding and Mitigating the Tradeoff Between Robustness and
+       Accuracy", ICML 2020, arXiv:2002.10716 (RST).
+    .. [5] C. Qin, J. Martens, S. Gowal, D. Krishnan, K. Dvijotham, A. Fawzi,
+       S. De, R. Stanforth and P. Kohli, "Adversarial Robustness through Local
+       Linearization", NeurIPS 2019, arXiv:1907.02610.
+    .. [6] C. Finlay and A. M. Oberman, "Scaleable Input Gradient Regularization
+       for Adversarial Robustness", arXiv:1905.11468, 2019 (TULIP).
+    .. [7] N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever and
+       R. Salakhutdinov, "Dropout: A Simple Way to Prevent Neural Networks from
+       Overfitting", JMLR 15, 2014.
+
+    Examples
+    --------
+    >>> from skorch.dataset import ValidSplit
+    >>> from sklearn_robust import LipschitzDropoutClassifier
+    >>> from sklearn_robust.datasets import load_digits_images
+    >>> X, y = load_digits_images(flat=True)
+    >>> clf = LipschitzDropoutClassifier(
+    ...     method="trades", dropout=0.2, n_steps=3, max_epochs=1, random_state=0,
+    ...     train_split=ValidSplit(4), lipschitz_eval_size=100).fit(X[:300], y[:300])
+    >>> clf.module_.dropout
+    0.2
+    >>> gap = clf.history[-1, "generalization_gap"]
+    >>> bool(gap == clf.history[-1, "train_acc"] - clf.history[-1, "valid_acc"])
+    True
+    >>> clf.local_lipschitz_ == clf.history[-1, "valid_local_lipschitz"]
+    True
+    """
+
+    def __init__(self, module=None, *, method="trades", beta=6.0, rst_lambda=2.0,
+                 llr_lambda=4.0, llr_mu=3.0, gr_lambda=1.0, gr_h=1.0, dropout=None,
+                 lipschitz_eval_size=None, eps=0.1, n_steps=None, step_size=None,
+                 **kwargs):
+        super().__init__(module, eps=eps, n_steps=n_steps, step_size=step_size,
+                         **kwargs)
+        self.method = method
+        self.beta = beta
+        self.rst_lambda = rst_lambda
+        self.llr_lambda = llr_lambda
+        self.llr_mu = llr_mu
+        self.gr_lambda = gr_lambda
+        self.gr_h = gr_h
+        self.dropout = dropout
+        self.lipschitz_eval_size = lipschitz_eval_size
+
+    # ------------------------------------------------------------------ params
+    def _check_params(self):
+        check_eps(self.eps)
+        check_norm(self.norm)
+        check_clip_box(self.clip_min, self.clip_max)
+        if self.n_steps is not None:
+            _check_int(self.n_steps, "n_steps")
+        _check_real(self.step_size, "step_size", allow_none=True, strict=True)
+        if self.attack is not None and not isinstance(self.attack, BaseAttack):
+            raise TypeError("attack must be None or an attack of "
+                            f"sklearn_robust.attacks, got {self.attack!r}.")
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
+        for name in ("beta", "rst_lambda", "llr_lambda", "llr_mu", "gr_lambda"):
+            _check_real(getattr(self, name), name)
+        _check_real(self.gr_h, "gr_h", strict=True)
+        if self.dropout is not None:
+            _check_dropout(self.dropout)
+        if self.lipschitz_eval_size is not None:
+            _check_int(self.lipschitz_eval_size, "lipschitz_eval_size")
+            if self.eps == 0:
+                raise ValueError(
+                    "lipschitz_eval_size needs eps > 0 (the Lipschitz radius is eps); "
+                    "to monitor a naturally trained net, pass "
+                    "callbacks=[LocalLipschitzMonitor(eps=...)] instead.")
+        if self.method == "gr" and self.attack is not None:
+            raise ValueError("method='gr' uses no attack; attack must be None.")
+
+    def _n_steps(self):
+        if self.n_steps is not None:
+            return self.n_steps
+        return 2 if self.method == "llr" else 10
+
+    def _step_size(self):
+        if self.step_size is not None:
+            return float(self.step_size)
+        if self.eps == 0:
+            return None  # no attack is run
+        per_step = 1.0 if self.method == "llr" else 2.0
+        return per_step * float(self.eps) / self._n_steps()
+
+    # ------------------------------------------------------------------ attack
+    def default_attack(self):
+        """The paper's inner maximisation for ``method`` (None for ``"gr"``)."""
+        if self.method == "gr":
+            return None
+        common = dict(eps=self.eps, norm=self.norm, n_steps=self._n_steps(),
+                      step_size=self._step_size(), clip_min=self.clip_min,
+                      clip_max=self.clip_max)
+        if self.method == "llr":
+            return LocalLinearityAttack(**common)
+        if self.method == "trades":
+            return PGD(random_start="normal", loss="kl", **common)
+        return PGD(random_start=self.random_start, loss="ce", **common)
+
+    def initialize_attack(self):
+        """Build ``attack_`` (None for ``"gr"``, which needs no attack)."""
+        if self.method == "gr":
+            self.attack_ = None
+            return self
+        return super().initialize_attack()
+
+    # ------------------------------------------------------------------ module
+    def get_params_for(self, prefix):
+        # ``dropout`` reaches the default network and module classes taking it as
+        # if it were given as ``module__dropout``
+        params = super().get_params_for(prefix)
+        if (prefix == "module" and self.dropout is not None
+                and "dropout" not in params and _takes_dropout(self.module)):
+            params["dropout"] = self.dropout
+        return params
+
+    def initialize_module(self):
+        """Build ``module_``, passing ``dropout`` to the network (see ``dropout``)."""
+        if self.dropout is not None:
+            given = super().get_params_for("module")
+            if "dropout" in given:
+                raise ValueError("Give the dropout rate either as dropout or as "
+                                 "module__dropout, not both.")
+            if not _takes_dropout(self.module):
+                raise ValueError(
+                    f"dropout={self.dropout!r} cannot be passed to module="
+                    f"{self.module!r}: only the default network and module classes "
+                    "whose __init__ takes 'dropout' accept it. Build the dropout into "
+                    "your module (or use module__<param>) and set dropout=None.")
+        return super().initialize_module()
+
+    # --------------------------------------------------------------- callbacks
+    def get_default_callbacks(self):
+        callbacks = list(super().get_default_callbacks())
+        if self.lipschitz_eval_size is not None:
+            callbacks.append(("local_lipschitz", LocalLipschitzMonitor(
+                eps=self.eps, max_samples=self.lipschitz_eval_size)))
+        return callbacks
+
+    # ---------------------------------------------------------------- training
+    def robust_loss(self, X, y, **fit_params):
+        """The loss of ``method`` on one batch (see the table in the docstring)."""
+        def module(x):
+            return self.infer(x, **fit_params)
+
+        method = self.method
+        if method == "gr":
+            return gr_objective(module, X, None, y, reg_lambda=self.gr_lambda,
+                                h=self.gr_h)
+        X_adv = self.perturb(X, y)
+        if method == "trades":
+            return trades_objective(module, X, X_adv, y, beta=self.beta)
+        if method == "at":
+            return at_objective(module, X, X_adv, y)
+        if method == "rst":
+            return rst_objective(module, X, X_adv, y, reg_lambda=self.rst_lambda)
+        return llr_objective(module, X, X_adv, y, reg_lambda=self.llr_lambda,
+                             mu=self.llr_mu)

@@ -1,0 +1,520 @@
+"""Tests of the strong attacks: APGD, APGD-T, Square, logit-scaled PGD, AutoAttack."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import RidgeClassifier
+
+from sklearn_robust.attacks import (
+    APGD,
+    APGDT,
+    FGSM,
+    PGD,
+    AutoAttack,
+    LogitScaledPGD,
+    Square,
+    apgd_checkpoints,
+    cascade,
+)
+from sklearn_robust.attacks._apgd import apgd_run, targeted_dlr_loss
+from sklearn_robust.attacks._projections import flat_norm
+from sklearn_robust.attacks._square import _p_selection
+from sklearn_robust.exceptions import GradientMaskingWarning, NotLogitsWarning
+from sklearn_robust.utils.estimator_checks import attack_checks
+
+ATTACKS = [
+    APGD(eps=0.1, n_iter=10),
+    APGD(eps=0.5, norm="l2", n_iter=10),
+    APGD(eps=0.1, n_iter=10, loss="dlr", n_restarts=2),
+    APGD(eps=0.5, norm="l2", n_iter=10, loss="dlr"),
+    APGDT(eps=0.1, n_iter=8, n_target_classes=2),
+    APGDT(eps=0.5, norm="l2", n_iter=8, n_target_classes=2),
+    Square(eps=0.1, n_queries=30),
+    Square(eps=0.5, norm="l2", n_queries=30),
+    LogitScaledPGD(eps=0.1, n_steps=5),
+    AutoAttack(eps=0.1, attacks=[APGD(n_iter=5), APGDT(n_iter=5, n_target_classes=2),
+                                 Square(n_queries=20)]),
+    AutoAttack(eps=0.5, norm="l2", attacks=["apgd-ce", Square(n_queries=20)]),
+]
+CASES = [(a, name, check) for a in ATTACKS for name, check in attack_checks(a)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny models: a single thread is faster and immune to a busy machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("attack, name, check", CASES,
+                         ids=[f"{type(a).__name__}-{i}-{n}" for i, (a, n, _) in
+                              enumerate(CASES)])
+def test_attack_contract(attack, name, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotLogitsWarning)
+        if name == "check_attack_warns_on_probabilities":
+            warnings.simplefilter("always", NotLogitsWarning)
+        check(attack)
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def digits_mlp():
+    """A small MLP trained with plain torch on digits / 16, and 200 test points."""
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16, dtype=torch.float32)
+    y = torch.tensor(y)
+    perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+    X, y = X[perm], y[perm]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[:1400]), y[:1400]).backward()
+        opt.step()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        assert (model(X[1400:]).argmax(1) == y[1400:]).float().mean() > 0.9
+    return model, X[1400:1600], y[1400:1600], (X[:1400], y[:1400])
+
+
+def _n_fooled(model, x_adv, y):
+    with torch.no_grad():
+        out = model(x_adv)
+    out = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+    return int((out.argmax(1) != y).sum())
+
+
+# ------------------------------------------------------------------- APGD
+def _checkpoints_by_formula(n_iter):
+    p = [0.0, 0.22]
+    while p[-1] <= 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    w = sorted({math.ceil(round(pj * n_iter, 9)) for pj in p[1:]})
+    return [v for v in w if 1 <= v <= n_iter]
+
+
+@pytest.mark.parametrize("n_iter", [100, 10, 37, 250, 1000])
+def test_apgd_checkpoints_follow_the_paper_formula(n_iter):
+    assert apgd_checkpoints(n_iter) == _checkpoints_by_formula(n_iter)
+
+
+def test_apgd_checkpoints_for_100_iterations():
+    assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def _ce(logits, y, _target=None):
+    return torch.nn.functional.cross_entropy(logits, y, reduction="none")
+
+
+class _Plateau(torch.nn.Module):
+    """Constant logits: the loss never changes, so every checkpoint halves the step."""
+
+    def forward(self, x):
+        out = torch.zeros(len(x), 3, dtype=x.dtype) + 0 * x.sum(dim=1, keepdim=True)
+        out[:, 0] = 2.0
+        return out
+
+
+def test_apgd_halves_step_at_every_checkpoint_on_a_plateau():
+    x = torch.rand(5, 4) * 0.5 + 0.25
+    y = torch.zeros(5, dtype=torch.long)
+    trace = []
+    apgd_run(_Plateau(), x, y, loss_fn=_ce, eps=0.1, norm="linf", n_iter=100,
+             clip_min=0.0, clip_max=1.0, generator=torch.Generator().manual_seed(0),
+             trace=trace)
+    checkpoints = apgd_checkpoints(100)
+    for k, (_, step) in enumerate(trace, start=1):
+        # the step used for update k was halved at every checkpoint before k
+        n_halved = sum(c < k for c in checkpoints)
+        assert torch.allclose(step, torch.full((5,), 0.2 / 2 ** n_halved))
+    _, info = APGD(eps=0.1, random_state=0).perturb(_Plateau(), x, y, return_info=True)
+    assert torch.allclose(info["step_size"], torch.full((5,), 0.2 / 2 ** 8))
+    assert not info["fooled"].any()
+
+
+def test_apgd_first_step_without_then_with_momentum():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3).double()
+    x = torch.rand(4, 6, dtype=torch.float64) * 0.4 + 0.3
+    y = model(x).argmax(1).detach()
+    eps = 0.2
+
+    def grad_at(v):
+        v = v.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(v), y, reduction="sum")
+        return torch.autograd.grad(loss, v)[0]
+
+    def proj(v):
+        return torch.min(torch.max(v, x - eps), x + eps).clamp(0, 1)
+
+    trace = []
+    apgd_run(model, x, y, loss_fn=_ce, eps=eps, norm="linf", n_iter=100, clip_min=0.0,
+             clip_max=1.0, generator=torch.Generator(), random_start=False, trace=trace)
+    x1 = proj(x + 2 * eps * grad_at(x).sign())
+    assert torch.allclose(trace[0][0], x1)
+    z2 = proj(x1 + 2 * eps * grad_at(x1).sign())
+    x2 = proj(x1 + 0.75 * (z2 - x1) + 0.25 * (x1 - x))
+    assert torch.allclose(trace[1][0], x2)
+
+
+def test_apgd_returns_a_misclassifying_iterate_even_if_the_loss_prefers_another():
+    # the loss (-CE) pulls the iterate back to the correct side; points whose random
+    # start was misclassified must still be returned misclassified
+    class Threshold(torch.nn.Module):
+        def forward(self, x):
+            z = (x[:, :1] - 0.5) * 10
+            return torch.cat([z, -z], dim=1)
+
+    x = torch.full((200, 1), 0.52)
+    y = torch.zeros(200, dtype=torch.long)
+
+    def minus_ce(logits, t):
+        return -torch.nn.functional.cross_entropy(logits, t, reduction="none")
+
+    x_adv, info = APGD(eps=0.1, n_iter=20, loss=minus_ce, random_state=0).perturb(
+        Threshold(), x, y, return_info=True)
+    wrong = Threshold()(x_adv).argmax(1) != y
+    assert torch.equal(wrong, info["fooled"])
+    assert 0.2 < wrong.float().mean() < 0.6  # about P(start < 0.5) = 0.1 / 0.2
+    assert bool((x_adv[~wrong] > 0.6).all())  # the others climbed to the best loss
+
+
+def test_apgd_at_least_as_strong_as_pgd_same_budget(digits_mlp):
+    model, x, y, _ = digits_mlp
+    for eps, n_iter in [(0.05, 10), (0.08, 20)]:
+        pgd = PGD(eps=eps, n_steps=n_iter, random_state=0).perturb(model, x, y)
+        apgd, info = APGD(eps=eps, n_iter=n_iter, random_state=0).perturb(
+            model, x, y, return_info=True)
+        assert _n_fooled(model, apgd, y) >= _n_fooled(model, pgd, y)
+        assert _n_fooled(model, apgd, y) == int(info["fooled"].sum())
+        assert float(flat_norm(apgd - x, "linf").max()) <= eps + 1e-6
+    pgd = PGD(eps=1.0, norm="l2", n_steps=10, random_state=0).perturb(model, x, y)
+    apgd = APGD(eps=1.0, norm="l2", n_iter=10, random_state=0).perturb(model, x, y)
+    assert _n_fooled(model, apgd, y) >= _n_fooled(model, pgd, y)
+    assert float(flat_norm(apgd - x, "l2").max()) <= 1.0 + 1e-5
+
+
+def test_apgd_restarts_only_help(digits_mlp):
+    model, x, y, _ = digits_mlp
+    one = APGD(eps=0.05, n_iter=5, random_state=0).perturb(model, x, y)
+    three = APGD(eps=0.05, n_iter=5, n_restarts=3, random_state=0).perturb(model, x, y)
+    assert _n_fooled(model, three, y) >= _n_fooled(model, one, y)
+
+
+def test_targeted_dlr_loss_hand_values():
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0, 0.0]])
+    y, t = torch.tensor([0]), torch.tensor([2])
+    # -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) = -(4 - 2) / (4 - 1.5)
+    assert targeted_dlr_loss(logits, y, t).item() == pytest.approx(-0.8)
+    # scale invariant, shift invariant
+    assert targeted_dlr_loss(3 * logits + 1, y, t).item() == pytest.approx(-0.8)
+
+
+def test_apgdt_on_ten_classes(digits_mlp):
+    model, x, y, _ = digits_mlp
+    with torch.no_grad():
+        clean = model(x)
+    correct = clean.argmax(1) == y
+    second = clean.scatter(1, y[:, None], float("-inf")).argmax(1)
+    # one target: the most likely wrong class; fooled points mostly land there
+    x_adv, info = APGDT(eps=0.08, n_iter=20, n_target_classes=1,
+                        random_state=0).perturb(model, x, y, return_info=True)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    newly = correct & (pred != y)
+    assert newly.sum() >= 20
+    assert (pred[newly] == second[newly]).float().mean() >= 0.8
+    assert torch.equal(pred != y, info["fooled"])
+    # more targets never hurt, and beat untargeted PGD with the same budget per target
+    x_adv3 = APGDT(eps=0.08, n_iter=20, n_target_classes=3,
+                   random_state=0).perturb(model, x, y)
+    pgd = PGD(eps=0.08, n_steps=20, random_state=0).perturb(model, x, y)
+    assert _n_fooled(model, x_adv3, y) >= _n_fooled(model, x_adv, y)
+    assert _n_fooled(model, x_adv3, y) >= _n_fooled(model, pgd, y)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"n_iter": 0}, "n_iter"), ({"rho": 1.5}, "rho"), ({"loss": "kl"}, "loss"),
+    ({"loss": "hinge"}, "loss"), ({"random_start": "normal"}, "random_start"),
+    ({"eot_iter": 0}, "eot_iter"), ({"n_restarts": 0}, "n_restarts"),
+])
+def test_apgd_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        APGD(**params).perturb(torch.nn.Linear(3, 3), torch.rand(2, 3), [0, 1])
+
+
+def test_apgdt_bad_parameters_and_few_classes():
+    with pytest.raises(ValueError, match="n_target_classes"):
+        APGDT(n_target_classes=0).perturb(torch.nn.Linear(3, 4), torch.rand(2, 3),
+                                          [0, 1])
+    # 2 classes: falls back to the logit margin and still attacks
+    model = torch.nn.Linear(3, 2)
+    x = torch.rand(16, 3)
+    y = torch.randint(0, 2, (16,))
+    x_adv = APGDT(eps=0.5, n_iter=5, random_state=0).perturb(model, x, y)
+    assert float((x_adv - x).abs().max()) <= 0.5 + 1e-6
+
+
+# ----------------------------------------------------------------- Square
+def test_square_schedule():
+    assert _p_selection(0.8, 0, 10000, False) == 0.8
+    assert _p_selection(0.8, 11, 10000, False) == 0.4
+    assert _p_selection(0.8, 1000, 10000, False) == pytest.approx(0.8 / 16)
+    assert _p_selection(0.8, 9000, 10000, False) == pytest.approx(0.8 / 512)
+    # rescaled to 1000 queries: iteration 100 is iteration 1000 of 10000
+    assert _p_selection(0.8, 100, 1000, True) == pytest.approx(0.8 / 16)
+
+
+class _NumpyLinear:
+    """A non-differentiable model: scores computed by scikit-learn in NumPy."""
+
+    def __init__(self, clf, proba=False):
+        self.clf = clf
+        self.proba = proba
+
+    def __call__(self, x):
+        scores = self.clf.decision_function(x.detach().cpu().numpy().astype(np.float64))
+        if not self.proba:
+            return scores
+        e = np.exp(10 * (scores - scores.max(axis=1, keepdims=True)))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def numpy_ridge(digits_mlp):
+    _, x, y, (X_train, y_train) = digits_mlp
+    clf = RidgeClassifier(alpha=1.0).fit(X_train.numpy(), y_train.numpy())
+    return clf, x, y
+
+
+def test_square_fools_a_non_differentiable_numpy_model(numpy_ridge):
+    clf, x, y = numpy_ridge
+    model = _NumpyLinear(clf)
+    correct = torch.as_tensor(clf.predict(x.numpy())) == y
+    with pytest.raises((RuntimeError, TypeError, AttributeError)):
+        PGD(eps=0.1).perturb(model, x, y)  # no gradient to follow
+    x_adv, info = Square(eps=0.15, n_queries=300, random_state=0).perturb(
+        model, x, y, return_info=True)
+    fooled = torch.as_tensor(clf.predict(x_adv.numpy())) != y
+    assert fooled[correct].float().mean() >= 0.9
+    assert torch.equal(fooled, info["fooled"])
+    assert float(flat_norm(x_adv - x, "linf").max()) <= 0.15 + 1e-6
+    assert int(info["n_queries"].max()) <= 300
+    # L2 on the same model
+    x_adv = Square(eps=1.2, norm="l2", n_queries=300,
+                   random_state=0).perturb(model, x, y)
+    assert float(flat_norm(x_adv - x, "l2").max()) <= 1.2 + 1e-5
+    assert _n_fooled(model, x_adv, y) >= 0.9 * len(y)
+
+
+def test_square_on_probabilities_and_binary_decision_function(numpy_ridge):
+    clf, x, y = numpy_ridge
+    with pytest.warns(NotLogitsWarning, match="logarithm"):
+        x_adv = Square(eps=0.15, n_queries=200, random_state=0).perturb(
+            _NumpyLinear(clf, proba=True), x, y)
+    assert _n_fooled(_NumpyLinear(clf), x_adv, y) >= 0.8 * len(y)
+    # a 1-D binary decision function: class 1 vs the rest
+    yb = (y == 1).long()
+    clf_b = RidgeClassifier(alpha=1.0).fit(x.numpy(), yb.numpy())
+    model_b = _NumpyLinear(clf_b)
+    x_adv = Square(eps=0.15, n_queries=200, random_state=0).perturb(model_b, x, yb)
+    pred = torch.as_tensor(clf_b.predict(x_adv.numpy()))
+    assert (pred != yb).sum() > (torch.as_tensor(clf_b.predict(x.numpy())) != yb).sum()
+
+
+class _Quantized(torch.nn.Module):
+    """Rounds inputs to 1/16 steps: exact on digits, but its gradient is zero."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 16) / 16)
+
+
+def test_square_breaks_zero_gradient_model_that_pgd_cannot(digits_mlp):
+    model, x, y, _ = digits_mlp
+    masked = _Quantized(model)
+    with torch.no_grad():
+        assert torch.equal(masked(x).argmax(1), model(x).argmax(1))
+    clean = _n_fooled(masked, x, y)
+    pgd = PGD(eps=0.1, n_steps=20, random_start=False).perturb(masked, x, y)
+    apgd = APGD(eps=0.1, n_iter=20, random_start=False).perturb(masked, x, y)
+    square = Square(eps=0.1, n_queries=300, random_state=0).perturb(masked, x, y)
+    assert _n_fooled(masked, pgd, y) == clean  # zero gradient: PGD never moves
+    assert _n_fooled(masked, apgd, y) == clean
+    assert _n_fooled(masked, square, y) >= clean + 0.5 * (len(y) - clean)
+    # in the ensemble, Square's late successes are reported as gradient masking
+    attack = AutoAttack(eps=0.1, attacks=[APGD(n_iter=10), Square(n_queries=100)],
+                        random_state=0)
+    with pytest.warns(GradientMaskingWarning, match="Square"):
+        _, info = attack.perturb(masked, x, y, return_info=True)
+    assert int((info["fooled_by"] == 1).sum()) > int((info["fooled_by"] == 0).sum())
+
+
+def test_square_bad_parameters():
+    for params, match in [({"n_queries": 0}, "n_queries"), ({"p_init": 1.5}, "p_init"),
+                          ({"n_restarts": 0}, "n_restarts"),
+                          ({"rescale_schedule": "yes"}, "rescale_schedule")]:
+        with pytest.raises(ValueError, match=match):
+            Square(**params).perturb(torch.nn.Linear(3, 3), torch.rand(2, 3), [0, 1])
+
+
+def test_square_images_and_restarts():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
+    x = torch.rand(12, 3, 8, 8)
+    y = model(x).argmax(1).detach()
+    for norm, eps in [("linf", 0.05), ("l2", 0.5)]:
+        x_adv, info = Square(eps=eps, norm=norm, n_queries=40, n_restarts=2,
+                             random_state=0).perturb(model, x, y, return_info=True)
+        assert x_adv.shape == x.shape
+        assert float(flat_norm(x_adv - x, norm).max()) <= eps * (1 + 1e-5)
+        assert int(info["n_queries"].max()) <= 80
+        assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
+
+
+# ------------------------------------------------------- logit-scaled PGD
+class _SmallLogits(torch.nn.Module):
+    """GAIRAT-like low-magnitude logits on a 2-D toy problem with 10 classes.
+
+    Class 0 is true; class 1 wins when x_0 > 0.55; classes 2..9 can never win but
+    pull the (nearly uniform) softmax's cross-entropy gradient the other way.
+    """
+
+    def forward(self, x):
+        x0 = x[:, :1]
+        raw = torch.cat([torch.zeros_like(x0), 10 * (x0 - 0.55),
+                         (-20 * x0 - 100).expand(-1, 8)], dim=1)
+        return 0.01 * raw
+
+
+def test_logit_scaled_pgd_beats_pgd_on_low_magnitude_logits():
+    x = torch.rand(50, 2, generator=torch.Generator().manual_seed(0)) * 0.05 + 0.45
+    y = torch.zeros(50, dtype=torch.long)
+    model = _SmallLogits()
+    assert _n_fooled(model, x, y) == 0
+    pgd = PGD(eps=0.1, n_steps=10, random_state=0).perturb(model, x, y)
+    scaled = LogitScaledPGD(eps=0.1, n_steps=10, random_state=0).perturb(model, x, y)
+    assert _n_fooled(model, pgd, y) == 0
+    assert _n_fooled(model, scaled, y) == 50
+    # the scale-invariant DLR loss of AutoAttack is not fooled either
+    _, info = AutoAttack(eps=0.1, attacks=[APGDT(n_iter=10, n_target_classes=1)],
+                         random_state=0).perturb(model, x, y, return_info=True)
+    assert not info["robust"].any()
+
+
+def test_logit_scaled_pgd_unsaturates_huge_logits(digits_mlp):
+    model, x, y, _ = digits_mlp
+    saturated = torch.nn.Sequential(model, _Scale(1e3))  # CE gradients underflow to 0
+    clean = _n_fooled(saturated, x, y)
+    pgd = PGD(eps=0.05, n_steps=10, random_start=False).perturb(saturated, x, y)
+    scaled = LogitScaledPGD(eps=0.05, n_steps=10, random_start=False,
+                            logit_scale=1e-3).perturb(saturated, x, y)
+    unmasked = PGD(eps=0.05, n_steps=10, random_start=False).perturb(model, x, y)
+    assert _n_fooled(saturated, pgd, y) < _n_fooled(saturated, scaled, y)
+    assert _n_fooled(saturated, scaled, y) == _n_fooled(model, unmasked, y) > clean
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, z):
+        return z * self.factor
+
+
+def test_logit_scaled_pgd_params():
+    attack = LogitScaledPGD()
+    assert attack.logit_scale == 10.0 and attack._run_kwargs()["logit_scale"] == 10.0
+    assert "logit_scale" in attack.get_params()
+    with pytest.raises(ValueError, match="logit_scale"):
+        LogitScaledPGD(logit_scale=0).perturb(torch.nn.Linear(3, 3), torch.rand(2, 3),
+                                              [0, 1])
+
+
+# ------------------------------------------------------------- AutoAttack
+def test_cascade_robust_mask_is_and_over_members():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 4)).double()
+    x = torch.rand(300, 8, dtype=torch.float64)
+    y = model(x).argmax(1).detach()
+    y[:20] = (y[:20] + 1) % 4  # some clean errors
+    # deterministic members: per-sample results do not depend on the subset
+    members = [FGSM(eps=0.05), PGD(eps=0.05, n_steps=5, random_start=False, loss="cw")]
+    x_adv, robust, info = cascade(members, model, x, y, return_info=True)
+    alone = [(model(m.perturb(model, x, y)).argmax(1) == y) for m in members]
+    clean = model(x).argmax(1) == y
+    assert torch.equal(robust, clean & alone[0] & alone[1])
+    assert 0 < int(robust.sum()) < int(clean.sum())
+    assert torch.equal(info["clean_correct"], clean)
+    # the returned points fool the model exactly where the point is not robust
+    assert torch.equal(model(x_adv).argmax(1) == y, robust)
+    assert torch.equal(x_adv[~clean], x[~clean])
+    assert set(info["fooled_by"][clean & ~robust].tolist()) <= {0, 1}
+    assert bool((info["fooled_by"][robust | ~clean] == -1).all())
+    assert torch.equal(info["fooled_by"] == 0, clean & ~alone[0])
+    # numpy in, numpy out
+    x_np, robust_np = cascade(members, model.float(), x.float().numpy(), y.numpy())
+    assert isinstance(x_np, np.ndarray) and robust_np.dtype == bool
+
+
+def test_autoattack_fast_on_digits(digits_mlp):
+    model, x, y, _ = digits_mlp
+    attack = AutoAttack(eps=0.05, attacks=[APGD(n_iter=10), APGDT(n_iter=10,
+                        n_target_classes=3), Square(n_queries=100)], random_state=0)
+    x_adv, info = attack.perturb(model, x, y, return_info=True)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert torch.equal(pred == y, info["robust"])
+    assert float(flat_norm(x_adv - x, "linf").max()) <= 0.05 + 1e-6
+    pgd = PGD(eps=0.05, n_steps=10, random_state=0).perturb(model, x, y)
+    assert _n_fooled(model, x_adv, y) >= _n_fooled(model, pgd, y)
+    assert int((info["fooled_by"] == 0).sum()) > 0
+    never_fooled = info["fooled_by"] == -1
+    assert torch.equal(info["robust"], info["clean_correct"] & never_fooled)
+
+
+def test_autoattack_versions_and_members():
+    standard = AutoAttack(eps=0.03, norm="l2", random_state=0)._members()
+    assert [type(m).__name__ for m in standard] == ["APGD", "APGDT", "Square"]
+    assert standard[0].n_iter == 100 and standard[0].loss == "ce"
+    assert standard[1].n_target_classes == 9 and standard[1].n_iter == 100
+    assert standard[2].n_queries == 5000 and standard[2].p_init == 0.8
+    assert all(m.eps == 0.03 and m.norm == "l2" for m in standard)
+    assert [m.eot_iter for m in AutoAttack(version="rand")._members()] == [20, 20]
+    assert len(AutoAttack(version="plus")._members()) == 4
+    custom = AutoAttack(attacks=["apgd-dlr", Square(n_queries=7)], eps=0.2)._members()
+    assert custom[0].loss == "dlr" and custom[1].n_queries == 7 and custom[1].eps == 0.2
+    model, x, y = torch.nn.Linear(3, 3), torch.rand(2, 3), [0, 1]
+    for params, error in [({"version": "best"}, ValueError),
+                          ({"attacks": []}, ValueError),
+                          ({"attacks": ["fab"]}, ValueError),
+                          ({"attacks": [object()]}, TypeError)]:
+        with pytest.raises(error):
+            AutoAttack(**params).perturb(model, x, y)
+
+
+def test_autoattack_binary_problem_uses_margin_for_dlr():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 2)
+    x = torch.rand(30, 5)
+    y = model(x).argmax(1).detach()
+    attack = AutoAttack(eps=0.3, attacks=["apgd-dlr", APGDT(n_iter=5)], random_state=0)
+    x_adv, info = attack.perturb(model, x, y, return_info=True)
+    assert torch.equal(model(x_adv).argmax(1) == y, info["robust"])

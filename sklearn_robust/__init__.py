@@ -3,13 +3,17 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from . import attacks, datasets, metrics, nn
+from . import kernels
 from .classifiers import AdversarialClassifier, TRADESClassifier
 from .classifiers import GAIRATClassifier, GAIRTRADESClassifier
 from .classifiers import LangevinAdvClassifier
 from .classifiers import LipschitzDropoutClassifier
+from .kernels import NTKClassifier
+from .dataset_learning import TriLevelDatasetLearner
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["AdversarialClassifier", "TRADESClassifier", "LangevinAdvClassifier",
            "GAIRATClassifier", "GAIRTRADESClassifier", "LipschitzDropoutClassifier",
-           "attacks", "datasets", "metrics", "nn", "__version__"]
+           "NTKClassifier", "TriLevelDatasetLearner", "attacks", "datasets", "kernels",
+           "metrics", "nn", "__version__"]

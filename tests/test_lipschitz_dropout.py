@@ -10,13 +10,21 @@ from sklearn.model_selection import GridSearchCV
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from sklearn_robust import (AdversarialClassifier, LipschitzDropoutClassifier,
-                            TRADESClassifier)
+from sklearn_robust import (
+    AdversarialClassifier,
+    LipschitzDropoutClassifier,
+    TRADESClassifier,
+)
 from sklearn_robust.attacks import PGD
 from sklearn_robust.classifiers import LocalLipschitzMonitor
-from sklearn_robust.classifiers._lipschitz import (LocalLinearityAttack, at_objective,
-                                                   gr_objective, llr_objective,
-                                                   rst_objective, trades_objective)
+from sklearn_robust.classifiers._lipschitz import (
+    LocalLinearityAttack,
+    at_objective,
+    gr_objective,
+    llr_objective,
+    rst_objective,
+    trades_objective,
+)
 from sklearn_robust.metrics import dataset_separation, empirical_local_lipschitz
 from sklearn_robust.nn import MLP, SmallCNN
 
@@ -148,7 +156,8 @@ def test_trades_method_equals_trades_classifier_loss(small_digits):
     Xb, yb = torch.tensor(X[:32]), torch.tensor(y[:32])
     for clf in (ours, theirs):
         clf.attack_.set_params(random_state=5)
-    torch.testing.assert_close(ours.robust_loss(Xb, yb)[0], theirs.robust_loss(Xb, yb)[0])
+    torch.testing.assert_close(ours.robust_loss(Xb, yb)[0],
+                               theirs.robust_loss(Xb, yb)[0])
 
 
 def test_llr_attack_increases_the_gap_inside_the_ball():
@@ -210,18 +219,19 @@ def test_dropout_in_training_not_in_prediction(small_digits):
 def test_dropout_reaches_default_cnn_and_module_classes(rng):
     X = rng.rand(12, 1, 28, 28).astype(np.float32)
     y = np.arange(12) % 2
-    cnn = LipschitzDropoutClassifier(method="gr", dropout=0.1, **{**FAST, "max_epochs": 1})
+    one = {**FAST, "max_epochs": 1}
+    cnn = LipschitzDropoutClassifier(method="gr", dropout=0.1, **one)
     assert isinstance(cnn.fit(X, y).module_, SmallCNN) and cnn.module_.dropout == 0.1
-    kept = LipschitzDropoutClassifier(method="gr", **{**FAST, "max_epochs": 1}).fit(X, y)
+    kept = LipschitzDropoutClassifier(method="gr", **one).fit(X, y)
     assert kept.module_.dropout == 0.5          # None keeps SmallCNN's own default
     flat = X.reshape(12, -1)[:, :64]
     mlp = LipschitzDropoutClassifier(module=MLP, dropout=0.25, method="gr",
-                                     **{**FAST, "max_epochs": 1}).fit(flat, y)
+                                     **one).fit(flat, y)
     assert mlp.module_.dropout == 0.25
     alt = LipschitzDropoutClassifier(module=MLP, module__dropout=0.4, method="gr",
-                                     **{**FAST, "max_epochs": 1}).fit(flat, y)
+                                     **one).fit(flat, y)
     assert alt.module_.dropout == 0.4
-    plain = LipschitzDropoutClassifier(method="gr", **{**FAST, "max_epochs": 1})
+    plain = LipschitzDropoutClassifier(method="gr", **one)
     assert plain.fit(flat, y).module_.dropout == 0.0
     with pytest.raises(ValueError, match="not both"):
         LipschitzDropoutClassifier(module=MLP, module__dropout=0.4, dropout=0.2,
@@ -263,9 +273,9 @@ def test_history_records_lipschitz_and_gap(small_digits):
     assert "valid_local_lipschitz" not in plain.history[-1]
     assert not hasattr(plain, "local_lipschitz_")
     # a predefined test split, and no split at all
+    split = predefined_split(Dataset(X_test, y_test))
     test = LipschitzDropoutClassifier(method="gr", lipschitz_eval_size=50,
-                                      train_split=predefined_split(Dataset(X_test, y_test)),
-                                      **FAST).fit(X, y)
+                                      train_split=split, **FAST).fit(X, y)
     assert np.isfinite(test.history[-1, "generalization_gap"])
     alone = LipschitzDropoutClassifier(method="gr", lipschitz_eval_size=50, **FAST)
     row = alone.fit(X, y).history[-1]
@@ -275,6 +285,8 @@ def test_history_records_lipschitz_and_gap(small_digits):
     alone.set_params(callbacks__local_lipschitz__max_samples=20).fit(X, y)
     assert dict(alone.callbacks_)["local_lipschitz"].max_samples == 20
     assert pickle.loads(pickle.dumps(alone)).local_lipschitz_ == alone.local_lipschitz_
+    alone.set_params(lipschitz_eval_size=None).fit(X, y)
+    assert not hasattr(alone, "local_lipschitz_")       # no stale value
 
 
 def test_monitor_callback_on_natural_baseline(small_digits):
@@ -354,7 +366,7 @@ def _brute_force(X, y, Xt=None, yt=None, metric="chebyshev"):
 @pytest.mark.parametrize("n_features", [5, 200])
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_separation_matches_brute_force(rng, n_features, norm):
-    # quantised values create ties; 200 features exercise the linf screening
+    # quantised values create ties; block sizes are exercised by 200 features
     X = rng.randint(0, 6, size=(150, n_features)) / 5.0
     y = rng.randint(0, 4, size=150)
     Xt = rng.randint(0, 6, size=(40, n_features)) / 5.0

@@ -9,6 +9,7 @@ import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.dataset_learning import TriLevelDatasetLearner
@@ -89,8 +90,9 @@ def test_abstraction_model_learned_set_makes_a_linear_model_robust():
         batch_size=128, attack_steps=5, clip_min=None, clip_max=None, random_state=0)
     X_robust = learner.fit_transform(X, y)
     rob1, w1, wmax1, wsum1 = _linear_report(X_robust, y, X_test, y_test, eps)
-    # measured (seed 0): original robust acc 0.11, w0 1.9 vs sum|w_j| 23.4;
-    # learned robust acc 0.91 (the ceiling is p = 0.9), w0 4.8 vs sum|w_j| 3.0
+    # measured (seed 0): original robust acc 0.113, w0 1.88 vs max|w_j| 1.10 and
+    # sum|w_j| 23.4; learned robust acc 0.880 (the ceiling is p = 0.9), w0 4.81 vs
+    # max|w_j| 0.20 and sum|w_j| 2.98
     assert rob0 < 0.25
     assert wsum0 > 5 * w0                     # natural model leans on non-robust ones
     assert rob1 > 0.75
@@ -196,11 +198,15 @@ def test_image_input_and_architecture_list(digits_small):
     images = X.reshape(-1, 1, 8, 8)
     arch = [LINEAR, MLP(input_shape=(1, 8, 8), n_classes=10, hidden_layer_sizes=(8,)),
             None]
+    weight = arch[1].layers[0].weight.detach().clone()
     learner = TriLevelDatasetLearner(**{**FAST, "module": arch, "max_iter": 6})
-    X_robust = learner.fit_transform(images, y)
+    with torch.no_grad():                       # fit needs autograd and enables it
+        X_robust = learner.fit_transform(images, y)
     assert X_robust.shape == images.shape and learner.input_shape_ == (1, 8, 8)
     assert np.isfinite(learner.loss_history_).all()
-    # the module instance given as a parameter is not trained or re-initialised
+    assert not np.array_equal(X_robust, images)
+    # the module instance given as a parameter is copied, never trained or reset
+    assert torch.equal(arch[1].layers[0].weight, weight)
     assert arch[1].layers[0].weight.grad is None
 
 
@@ -267,29 +273,63 @@ def test_bad_input(digits_small):
         TriLevelDatasetLearner(**FAST).fit_transform(X)
 
 
+# ------------------------------------------------------- scikit-learn common checks
+
+# Failures by design: fit_transform returns the learned (robust) rows, transform is
+# the identity on new data (design.md, Part A item 2, like TargetEncoder); the
+# checks compare fit_transform(X) with fit(X).transform(X). lr=0.1 makes the learned
+# rows move by more than the checks' tolerance (atol=0.01), so that the expected
+# failures are real and not hidden by a tiny update.
+CONTRACT_FAILURES = {
+    "check_transformer_general": (
+        "fit_transform returns the learned rows, transform is the identity"),
+    "check_transformer_data_not_an_array": (
+        "fit_transform returns the learned rows, transform is the identity"),
+}
+
+
+@parametrize_with_checks(
+    [TriLevelDatasetLearner(eps=0.1, module=LINEAR, max_iter=2, inner_steps=1,
+                            attack_steps=1, lr=0.1, batch_size=16, clip_min=None,
+                            clip_max=None, random_state=0)],
+    expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
+def test_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
 # ------------------------------------------------------------ robustness on digits
 
 
-def _natural_mlp_robust_accuracy(X, y, X_test, y_test):
-    clf = AdversarialClassifier(eps=0.0, module=MLP, module__hidden_layer_sizes=(64,),
-                                max_epochs=30, lr=1e-2, batch_size=64, random_state=0)
-    clf.fit(X, y)
-    return clf.score(X_test, y_test), robust_accuracy_score(clf, X_test, y_test,
-                                                            eps=0.1)
+def _natural_mlp(X, y):
+    return AdversarialClassifier(
+        eps=0.0, module=MLP, module__hidden_layer_sizes=(64,), max_epochs=30,
+        lr=1e-2, batch_size=64, random_state=0).fit(X, y)
 
 
 def test_digits_natural_training_on_learned_set_is_more_robust(digits_split):
     X_train, X_test, y_train, y_test = digits_split
     X, y = X_train[:500], y_train[:500]
     X_test, y_test = X_test[:300], y_test[:300]
-    learner = TriLevelDatasetLearner(
-        eps=0.1, module=LINEAR, inner_steps=10, inner_lr=2.0, max_iter=100, lr=0.03,
-        batch_size=128, attack_steps=5, random_state=0)
-    X_robust = learner.fit_transform(X, y)
-    clean0, robust0 = _natural_mlp_robust_accuracy(X, y, X_test, y_test)
-    clean1, robust1 = _natural_mlp_robust_accuracy(X_robust, y, X_test, y_test)
-    # measured (seed 0, strong attack at eps=0.1): original clean 0.963, robust
-    # 0.390; learned clean 0.933, robust 0.527. The downstream MLP (64 hidden
-    # units) differs from the linear network the set was learned with.
-    assert robust1 >= robust0 + 0.08
-    assert clean1 >= 0.85
+    params = dict(module=LINEAR, inner_steps=10, inner_lr=2.0, max_iter=300, lr=0.03,
+                  batch_size=128, attack_steps=5, random_state=0)
+    X_robust = TriLevelDatasetLearner(eps=0.1, **params).fit_transform(X, y)
+    original, learned = _natural_mlp(X, y), _natural_mlp(X_robust, y)
+    robust0 = robust_accuracy_score(original, X_test, y_test, eps=0.1)
+    robust1 = robust_accuracy_score(learned, X_test, y_test, eps=0.1)
+    # measured (seed 0, default strong attack at eps=0.1): original clean 0.963,
+    # robust 0.380; learned clean 0.920, robust 0.553. With learner seeds 1 and 2
+    # (fast AutoAttack) the gains were +0.17 and +0.18, and +0.09 to +0.14 for a
+    # 256-256 MLP. The downstream MLP is not the linear network of the learner.
+    assert robust1 >= robust0 + 0.10
+    assert learned.score(X_test, y_test) >= 0.85
+
+    # ablation: the same learner without the attack (eps=0, a plain
+    # dataset-distillation objective) does not give the robustness. Measured
+    # with PGD-20: learned 0.570, eps=0 control 0.350 (original 0.403); learner
+    # seeds 1 and 2 gave gaps of +0.14 and +0.21 (fast AutoAttack).
+    X_control = TriLevelDatasetLearner(eps=0.0, **params).fit_transform(X, y)
+    control = _natural_mlp(X_control, y)
+    pgd1 = robust_accuracy_score(learned, X_test, y_test, eps=0.1, attack="pgd")
+    pgd_control = robust_accuracy_score(control, X_test, y_test, eps=0.1,
+                                        attack="pgd")
+    assert pgd1 >= pgd_control + 0.08

@@ -48,7 +48,7 @@ class BaseAttack(BaseEstimator):
         check_norm(self.norm)
         check_clip_box(self.clip_min, self.clip_max)
 
-    def perturb(self, model, X, y, *, return_info=False):
+    def perturb(self, model, X, y, *, return_info=False, check_input=True):
         """Return adversarial examples for ``(X, y)`` against ``model``.
 
         Parameters
@@ -67,6 +67,12 @@ class BaseAttack(BaseEstimator):
         return_info : bool, default=False
             Also return a dict of per-sample tensors (e.g. ``"n_correct_steps"``,
             the number of iterations each point stayed correctly classified).
+        check_input : bool, default=True
+            Validate ``X`` and ``y`` (finite, in the clip box, matching lengths).
+            Only for callers that already validated them, such as the training
+            loops of this library's classifiers: ``False`` skips the checks (and
+            their device synchronisations) and expects a floating tensor ``X`` and
+            an integer tensor ``y`` on the same device.
 
         Returns
         -------
@@ -76,6 +82,8 @@ class BaseAttack(BaseEstimator):
             Only when ``return_info=True``.
         """
         self._check_params()
+        if not check_input:
+            return self._attack_batch(model, X.detach(), y, return_info)
         from_numpy = not isinstance(X, torch.Tensor)
         if from_numpy:
             X = np.asarray(X)
@@ -100,7 +108,14 @@ class BaseAttack(BaseEstimator):
         check_finite_tensor(x)
         check_in_box(x, self.clip_min, self.clip_max)
 
-        x = x.detach()
+        out = self._attack_batch(model, x.detach(), y, return_info)
+        if from_numpy:
+            if return_info:
+                return out[0].cpu().numpy(), out[1]
+            return out.cpu().numpy()
+        return out
+
+    def _attack_batch(self, model, x, y, return_info):
         if self.eps == 0 or x.shape[0] == 0:
             x_adv, info = x.clone(), self._trivial_info(model, x, y, return_info)
         else:
@@ -108,8 +123,6 @@ class BaseAttack(BaseEstimator):
             with eval_mode(model), torch.enable_grad():
                 x_adv, info = self._perturb(model, x, y, generator, return_info)
             x_adv = x_adv.detach().to(dtype=x.dtype)
-        if from_numpy:
-            x_adv = x_adv.cpu().numpy()
         return (x_adv, info) if return_info else x_adv
 
     def _trivial_info(self, model, x, y, return_info):

@@ -19,6 +19,17 @@ def _check_positive_int(value, name):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
+class _Scaled:
+    """Logits multiplied by a constant (for logit-scaling attacks)."""
+
+    def __init__(self, model, scale):
+        self.model = model
+        self.scale = scale
+
+    def __call__(self, x):
+        return self.model(x) * self.scale
+
+
 def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
             clip_min, clip_max, generator, n_restarts=1, count_correct=False,
             logit_scale=1.0, warn=None):
@@ -29,10 +40,12 @@ def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
     each update as in GAIRAT's geometry value kappa.
     """
     loss_fn = get_loss(loss)
+    if logit_scale != 1.0:
+        model = _Scaled(model, logit_scale)
     clean_logits = None
     if loss == "kl":
         with torch.no_grad():
-            clean_logits = model(x) * logit_scale
+            clean_logits = model(x)
     best = x.clone()
     best_kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -47,7 +60,7 @@ def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
         kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         for step in range(n_steps):
             delta.requires_grad_(True)
-            logits = model(x + delta) * logit_scale
+            logits = model(x + delta)
             if warn is not None and restart == 0 and step == 0:
                 warn(logits)
             if count_correct:
@@ -61,7 +74,7 @@ def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
         if n_restarts == 1:
             return x_adv, kappa
         with torch.no_grad():
-            logits = model(x_adv) * logit_scale
+            logits = model(x_adv)
             fooled = logits.argmax(dim=1) != y
             value = loss_fn(logits, y, clean_logits)
         # prefer a restart that fools the model, then the one with the highest loss

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.validation import _check_sample_weight
 from skorch.callbacks import PrintLog
 from skorch.utils import to_numpy, to_tensor
-from sklearn.utils.validation import _check_sample_weight
 
 from ..attacks import PGD
 from ..attacks._losses import kl_loss
@@ -267,13 +267,13 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     Gradient masking: GAIRAT's reported gains are measured with PGD. Its
     reweighting concentrates the loss on few points and lets the network grow
     over-confident logits elsewhere, which weakens cross-entropy PGD rather than
-    the model: under AutoAttack or logit-scaled PGD (Hitaj et al., 2021), its
-    advantage over plain adversarial training shrinks or reverses (CIFAR-10,
-    WRN-32-10: PGD-20 accuracy of about 54% falls to about 44% with logit
-    scaling; the authors concede, in their repository, that GAIRAT trained with
-    PGD "cannot perform well on other attacks"). Evaluate with the strong
-    default of :func:`~sklearn_robust.metrics.robust_accuracy_score`, a
-    margin-loss attack or logit scaling, never with PGD alone.
+    the model: PGD on logits multiplied by a constant (the logit scaling attack
+    of Hitaj et al., 2021) or AutoAttack shrink its advantage over plain
+    adversarial training, or reverse it, on CIFAR-10; the authors concede in
+    their repository that GAIRAT trained with PGD "cannot perform well on other
+    attacks". Evaluate with the strong default of
+    :func:`~sklearn_robust.metrics.robust_accuracy_score`, a margin-loss attack
+    or logit scaling, never with PGD alone.
 
     Weight formula: the authors' ``GAIR.py`` writes the exponent as
     ``5 * (floor(K/2) - kappa) / floor(K/2)``. This class uses ``K / 2``; both
@@ -294,9 +294,12 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     Sample weights: ``fit(X, y, sample_weight=w)`` multiplies each loss weight
     by ``w_i`` and normalises the products per batch (during the burn-in the
     loss is the ``w``-weighted mean cross-entropy). With a deterministic attack
-    and a single batch, integer weights train exactly like repeated samples;
-    otherwise random starts and batch composition differ, as for any
-    stochastic-gradient learner.
+    and a single batch, integer weights give the loss of repeated samples (up
+    to rounding); otherwise random starts and batch composition differ, as for
+    any stochastic-gradient learner, so scikit-learn's
+    ``check_sample_weight_equivalence_on_dense_data`` does not hold exactly.
+
+    The diagnostics in ``history`` cover the training batches only.
 
     The paper's CIFAR-10 recipe: ``eps=0.031, n_steps=10, step_size=0.007``,
     SGD (lr 0.1, momentum 0.9, weight decay 2e-4), 120 epochs with the learning
@@ -749,14 +752,14 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     not implemented. With ``sample_weight`` both terms are weighted by the
     normalised sample weights.
 
-    The authors' early ``GAIR_TRADES.py`` (deleted from their repository)
-    instead reweighted the natural term with normalised weights; it is not
-    implemented.
+    The authors' early ``GAIR_TRADES.py`` (deleted from their repository) ran a
+    variant with ``nat_boost=True`` that also reweighted the natural term; it is
+    not implemented.
 
     Gradient masking: as for :class:`GAIRATClassifier`, evaluate with
     AutoAttack-like or logit-scaled attacks, not with PGD alone. The authors'
-    GAIR-RST model (with 500K extra unlabeled images) keeps 59.6% AutoAttack
-    accuracy on CIFAR-10, but GAIRAT without extra data does not.
+    AutoAttack result (59.6% on CIFAR-10, RobustBench) is for GAIR-RST, trained
+    with 500K extra unlabeled images; it says nothing about GAIR without them.
 
     References
     ----------

@@ -1,4 +1,4 @@
-"""Robust training that imposes local Lipschitzness, with dropout (Yang et al., 2020)."""
+"""Robust training imposing local Lipschitzness, with dropout (Yang et al., 2020)."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -13,8 +13,13 @@ from skorch.utils import data_from_dataset
 from ..attacks import PGD
 from ..attacks._base import BaseAttack
 from ..attacks._losses import kl_loss
-from ..attacks._projections import (ascent_step, clip_to_box, flat_norm, project,
-                                    random_init)
+from ..attacks._projections import (
+    ascent_step,
+    clip_to_box,
+    flat_norm,
+    project,
+    random_init,
+)
 from ..metrics._lipschitz import empirical_local_lipschitz
 from ..nn._base import _check_dropout
 from ..utils._validation import check_clip_box, check_eps, check_norm
@@ -159,7 +164,8 @@ def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
     (grad,) = torch.autograd.grad(loss.sum(), x, retain_graph=True)
     with torch.no_grad():
         norms = flat_norm(grad, "l2").reshape((-1,) + (1,) * (grad.ndim - 1))
-        v = torch.where(norms > 0, grad / norms.clamp_min(_TINY), torch.zeros_like(grad))
+        v = torch.where(norms > 0, grad / norms.clamp_min(_TINY),
+                        torch.zeros_like(grad))
     noise.replay()
     loss_step = _ce(module(x.detach() + h * v), y)
     slope = (loss_step - loss) / h
@@ -674,6 +680,11 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
         return super().initialize_module()
 
     # --------------------------------------------------------------- callbacks
+    def initialize(self):
+        # a fresh fit forgets the Lipschitz value of the previous one
+        self.__dict__.pop("local_lipschitz_", None)
+        return super().initialize()
+
     def get_default_callbacks(self):
         callbacks = list(super().get_default_callbacks())
         if self.lipschitz_eval_size is not None:

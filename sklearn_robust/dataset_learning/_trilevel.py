@@ -26,7 +26,8 @@ __all__ = ["TriLevelDatasetLearner"]
 def _check_int(value, name, low=1, allow_none=False):
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < low):
         raise ValueError(f"{name} must be an integer >= {low}"
                          f"{' or None' if allow_none else ''}, got {value!r}.")
 
@@ -117,9 +118,16 @@ def unrolled_train(module, params, X_syn, y_syn, batches, inner_lr):
     for idx in batches:
         logits = functional_call(module, params, (X_syn[idx],))
         loss = F.cross_entropy(logits, y_syn[idx])
-        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
-        params = {n: params[n] - inner_lr * g for n, g in zip(names, grads)}
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True,
+                                    allow_unused=True)
+        params = {n: params[n] if g is None else params[n] - inner_lr * g
+                  for n, g in zip(names, grads)}
     return params
+
+
+def _adversarial_loss(module, params, x_adv, y_adv):
+    """Mean cross-entropy of the network ``params`` on an adversarial batch."""
+    return F.cross_entropy(functional_call(module, params, (x_adv,)), y_adv)
 
 
 def unrolled_adversarial_loss(module, params, X_syn, y_syn, batches, inner_lr, x_adv,
@@ -132,7 +140,7 @@ def unrolled_adversarial_loss(module, params, X_syn, y_syn, batches, inner_lr, x
     of the tri-level problem by Danskin's theorem.
     """
     trained = unrolled_train(module, params, X_syn, y_syn, batches, inner_lr)
-    return F.cross_entropy(functional_call(module, trained, (x_adv,)), y_adv)
+    return _adversarial_loss(module, trained, x_adv, y_adv)
 
 
 def _adam_step(x, grad, m, v, t, lr, beta1=0.9, beta2=0.999, tiny=1e-8):
@@ -251,28 +259,49 @@ default=None
     eps`` in ``norm``, inside the clip box, against a network trained naturally on
     the learned set.
 
-    Reading of the paper. The authors' code is not public and the paper could not
-    be checked offline; the procedure follows the abstract's tri-level formulation
-    with these choices: the inner ``argmin`` is approximated by ``T`` unrolled SGD
-    steps from a fresh random initialisation at each outer step (the paper
-    evaluates across network initialisations and architectures); the middle
-    ``max`` is PGD on a real batch; the outer gradient treats the attack output as
-    constant (Danskin's theorem) and is back-propagated through the unrolled steps.
-    The learned set is optimised with Adam, the optimiser of dataset distillation,
-    which moves every value by about ``lr`` per step whatever the scale of the
-    hypergradient.
+    Reading of the paper. The authors' code is not public and only the abstract
+    could be read, so no detail of the paper's own algorithm could be checked;
+    this implementation follows the tri-level formulation of the abstract, and
+    these choices are ours:
+
+    - the inner ``argmin`` is approximated by ``T`` unrolled SGD steps from a
+      *fresh* random initialisation at every outer step (the paper evaluates
+      "with different network initializations and architectures"), on
+      mini-batches of ``D~``; the networks run in eval mode, so the unrolled
+      training is deterministic given the initialisation and the batches;
+    - the middle ``max`` is PGD (cross-entropy, random start) on a batch of the
+      real data against the network after ``T`` steps; its output is treated as
+      a constant (Danskin's theorem), so the outer gradient is back-propagated
+      through the unrolled steps only;
+    - ``D~`` is updated with Adam (the optimiser of dataset distillation), which
+      moves every value by about ``lr`` per step whatever the scale of the
+      hypergradient; the labels are not learned;
+    - ``D~`` is projected onto the clip box and, optionally, onto an ``linf``
+      ball of radius ``max_change`` around the original samples.
+
+    On the abstraction model of Tsipras et al.
+    (:func:`~sklearn_robust.datasets.make_robust_nonrobust_features`), learning
+    with a linear network turns the non-robust features of the set into noise,
+    so that a linear classifier trained naturally on it relies on the robust
+    feature (the paper proves that the method learns such a set).
+
+    Tuning: a few SGD steps from scratch train a network only a little, so
+    ``inner_lr`` should be as large as stable training allows (for a linear
+    network or a small MLP on [0, 1] pixels, 0.5 to 2). Rows that are in no inner
+    batch of a step still move, by Adam's momentum.
 
     Cost: every outer step costs ``T`` forward/backward passes on an inner batch
     with ``create_graph=True``, ``attack_steps`` forward/backward passes of PGD on
     a real batch, and one backward pass through the whole unrolled graph (about
     twice the ``T`` inner steps). Memory grows linearly with ``T``, because the
-    graph of all unrolled steps is kept. The total is ``max_iter * (~3 T +
+    graph of all unrolled steps is kept. The total is about ``max_iter * (3 T +
     attack_steps + 1)`` network passes; the network that uses the learned set is
     then trained naturally, at the cost of ordinary training.
 
-    A network trained on the learned set for much longer than ``T`` steps may move
-    back towards non-robust features; evaluate it with a strong attack (the default
-    of :func:`~sklearn_robust.metrics.robust_accuracy_score`).
+    A network trained on the learned set for much longer than ``T`` steps, or a
+    much larger one, may take back some non-robust features; evaluate it with a
+    strong attack (the default of
+    :func:`~sklearn_robust.metrics.robust_accuracy_score`).
 
     References
     ----------
@@ -286,11 +315,14 @@ default=None
 
     Examples
     --------
+    >>> from functools import partial
     >>> from sklearn_robust.dataset_learning import TriLevelDatasetLearner
     >>> from sklearn_robust.datasets import load_digits_images
+    >>> from sklearn_robust.nn import MLP
     >>> X, y = load_digits_images(flat=True)
-    >>> learner = TriLevelDatasetLearner(eps=0.1, max_iter=5, inner_steps=2,
-    ...                                  attack_steps=2, random_state=0)
+    >>> learner = TriLevelDatasetLearner(
+    ...     eps=0.1, module=partial(MLP, hidden_layer_sizes=(16,)), max_iter=5,
+    ...     inner_steps=2, inner_lr=0.5, attack_steps=2, random_state=0)
     >>> X_robust = learner.fit_transform(X[:100], y[:100])
     >>> X_robust.shape, learner.loss_history_.shape
     ((100, 64), (5,))
@@ -350,6 +382,12 @@ default=None
     def _is_same_size(self):
         return True
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # the learned set and the pass-through are float32 (the torch dtype)
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
     def _progress(self, iterable):
         if not self.verbose:
             return iterable
@@ -360,6 +398,11 @@ default=None
         return tqdm(iterable, desc=type(self).__name__, leave=False)
 
     def _learn(self, X, y):
+        # the inner and outer levels need autograd, even when fit runs under no_grad
+        with torch.enable_grad():
+            return self._learn_dataset(X, y)
+
+    def _learn_dataset(self, X, y):
         specs = self._check_params()
         device = torch.device(self.device)
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -421,8 +464,7 @@ default=None
             frozen = {k: v.detach() for k, v in trained.items()}
             x_adv = attack.perturb(lambda x: functional_call(module, frozen, (x,)),
                                    x_real[real], y_real[real])
-            loss = F.cross_entropy(functional_call(module, trained, (x_adv,)),
-                                   y_real[real])
+            loss = _adversarial_loss(module, trained, x_adv, y_real[real])
             (grad,) = torch.autograd.grad(loss, X_syn)
             with torch.no_grad():
                 _adam_step(X_syn, grad, adam_m, adam_v, step + 1, float(self.lr))

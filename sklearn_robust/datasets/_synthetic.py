@@ -11,7 +11,8 @@ __all__ = ["make_robust_nonrobust_features"]
 
 
 def _check_int(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < low):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     return int(value)
 

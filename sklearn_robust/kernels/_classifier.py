@@ -74,9 +74,10 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     >>> import torch
     >>> from sklearn_robust.kernels._classifier import solve_kernel_ridge
     >>> K = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
-    >>> solve_kernel_ridge(K, torch.tensor([1.0, -1.0], dtype=torch.float64),
-    ...                    ridge=0.0)
-    tensor([ 1., -1.], dtype=torch.float64)
+    >>> alpha = solve_kernel_ridge(K, torch.tensor([1.0, -1.0], dtype=torch.float64),
+    ...                            ridge=0.0)
+    >>> [round(a, 6) for a in alpha.tolist()]
+    [1.0, -1.0]
     """
     n = K.shape[0]
     if K.ndim != 2 or K.shape[1] != n:
@@ -246,8 +247,8 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
     >>> from sklearn_robust.kernels import NTKClassifier
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X / 16.0
-    >>> clf = NTKClassifier(depth=2).fit(X[:500], y[:500])
-    >>> round(clf.score(X[500:1000], y[500:1000]), 2)
+    >>> clf = NTKClassifier().fit(X[:600], y[:600])
+    >>> round(clf.score(X[600:], y[600:]), 2)
     0.96
     >>> clf.decision_function(X[:2]).shape
     (2, 10)
@@ -296,7 +297,8 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64, allow_nd=True)
         if tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on {self.input_shape_}.")
+                             f"{type(self).__name__} was fitted on "
+                             f"{self.input_shape_}.")
         return X
 
     def _scores(self, X):

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ._ntk import (_BaseKernel, _check_depth, _check_get, _check_std, _dense,
-                   _pack, _prepare_pair, relu_step, std_of)
+from ._ntk import (_BaseKernel, _check_depth, _check_get, _check_std, _dense, _pack,
+                   _prepare_pair, relu_step, std_of)
 
 __all__ = ["ConvKernel", "conv_kernel"]
 
@@ -413,7 +413,7 @@ def conv_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, pooling="gap
     >>> from sklearn_robust.kernels import conv_kernel
     >>> X = torch.ones(2, 1, 3, 3, dtype=torch.float64)
     >>> conv_kernel(X, depth=1, pooling="flatten", diag=True)
-    tensor([0.9167, 0.9167], dtype=torch.float64)
+    tensor([2.4498, 2.4498], dtype=torch.float64)
     """
     kernel = ConvKernel(depth, W_std=W_std, b_std=b_std, pooling=pooling,
                         input_shape=input_shape, batch_size=batch_size)

@@ -377,7 +377,7 @@ def fc_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, get="ntk",
     >>> from sklearn_robust.kernels import fc_kernel
     >>> X = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     >>> fc_kernel(X, depth=1, get="nngp")
-    tensor([[1.0300, 0.3283],
-            [0.3283, 1.0300]], dtype=torch.float64)
+    tensor([[1.0200, 0.3365],
+            [0.3365, 1.0200]], dtype=torch.float64)
     """
     return FCKernel(depth, W_std=W_std, b_std=b_std)(X1, X2, get=get, diag=diag)

@@ -297,9 +297,9 @@ def main(argv=None):
     notes = [
         f"ratio = median library epoch / median hand-written epoch = {ratio:.3f} "
         f"(target <= {TARGET}: {'met' if passed else 'MISSED'}).",
-        "Library epoch = partial_fit(X, y) wall time: input validation, skorch "
-        "DataLoader (per-sample indexing and collation), per-batch attack checks, "
-        "callbacks. 'dur' is skorch's own epoch timer.",
+        "Library epoch = partial_fit(X, y) wall time: input validation, the "
+        "library's training iterator (array slicing), the attack, skorch's "
+        "callbacks and bookkeeping. 'dur' is skorch's own epoch timer.",
         f"loader_epoch_s: one epoch of the library's iterator alone "
         f"(batches drawn and moved to {device}, no compute).",
         f"Passes per epoch (forward, backward, samples): hand {hand_count}, library "

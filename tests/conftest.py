@@ -1,19 +1,8 @@
 import numpy as np
 import pytest
-import torch
 from sklearn.model_selection import train_test_split
 
 from sklearn_robust.datasets import load_digits_images
-
-
-@pytest.fixture(scope="session", autouse=True)
-def single_torch_thread():
-    """The suite's nets are tiny: one intra-op thread is faster and never
-    oversubscribes a small CI machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

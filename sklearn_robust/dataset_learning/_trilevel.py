@@ -283,7 +283,15 @@ default=None
     (:func:`~sklearn_robust.datasets.make_robust_nonrobust_features`), learning
     with a linear network turns the non-robust features of the set into noise,
     so that a linear classifier trained naturally on it relies on the robust
-    feature (the paper proves that the method learns such a set).
+    feature (the paper proves that the method learns such a set), whereas the
+    same learner without the attack (``eps=0``) keeps the non-robust features.
+    On real images the evidence is weaker (measured on CPU): on 500 scikit-learn
+    digits, 300 outer steps with a linear network raise the robust accuracy at
+    ``eps=0.1`` (AutoAttack) of a naturally trained MLP from 0.38 to 0.55, and
+    the ``eps=0`` control does not; on a 2000-image MNIST subset both the learner
+    and the ``eps=0`` control raise it from 0.11 to about 0.3, so there the gain
+    comes from learning a set for short natural training, not from the attack.
+    Compare with an ``eps=0`` control before crediting the attack.
 
     Tuning: a few SGD steps from scratch train a network only a little, so
     ``inner_lr`` should be as large as stable training allows (for a linear

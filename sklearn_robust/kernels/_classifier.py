@@ -170,9 +170,11 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
     ridge : float, default=1e-3
         Relative ridge :math:`\lambda`; the regularisation added to the
         diagonal is ``ridge * trace(K) / n_samples``. KIP uses ``1e-6`` for
-        learned support sets; on real data a slightly larger value is more stable
-        and as accurate (on the digits, FC NTK depth 1: about 98% test accuracy
-        for ridges from 1e-6 to 1e-2).
+        learned support sets. On real data accuracy is flat in the ridge (digits,
+        70/30 split: 99.3% test accuracy for every ridge from 0 to 1e-2, FC
+        NTK/NNGP of depth 1 to 3, float64 and float32); ``1e-3`` keeps the
+        Cholesky factorisation well conditioned with duplicated or nearly
+        duplicated samples and in float32.
     pooling : {"gap", "flatten"}, default="gap"
         Readout of the convolutional kernel (ignored by ``"fc"``).
     input_shape : tuple of int or None, default=None
@@ -183,7 +185,8 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
     device : str or torch.device, default="cpu"
         Where the kernels are computed.
     dtype : {"float64", "float32"}, default="float64"
-        Precision of the kernels and of the solve.
+        Precision of the kernels and of the solve. float32 is faster, but its
+        rounding makes outputs depend slightly (~1e-7) on how rows are batched.
 
     Attributes
     ----------

@@ -95,7 +95,10 @@ def _check_pooling(pooling):
 def _check_input_shape(input_shape):
     if input_shape is None:
         return None
-    shape = tuple(input_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
     if len(shape) == 2:
         shape = (1,) + shape
     if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral)

@@ -219,11 +219,18 @@ def test_partial_fit_continues_training(small_digits):
     assert len(clf.history) == n + FAST["max_epochs"]
 
 
-def test_internal_validation_split_and_valid_acc(small_digits):
+@pytest.mark.parametrize("relabel", [lambda y: y, lambda y: y + 3,
+                                     lambda y: np.array(list("abcdefghij"))[y]],
+                         ids=["codes", "shifted-ints", "strings"])
+def test_internal_validation_split_and_valid_acc(small_digits, relabel):
     X, _, y, _ = small_digits
-    clf = AdversarialClassifier(train_split=ValidSplit(3, stratified=True), **FAST)
-    clf.fit(X, y)
-    assert all(0 <= v <= 1 for v in clf.history[:, "valid_acc"])
+    clf = AdversarialClassifier(train_split=ValidSplit(3, stratified=True),
+                                **{**FAST, "max_epochs": 4})
+    clf.fit(X, relabel(y))
+    accs = clf.history[:, "valid_acc"]
+    assert all(0 <= v <= 1 for v in accs)
+    # a wrong label mapping would score about chance (0.1)
+    assert accs[-1] > 0.5
 
 
 def test_pickle_and_clone(small_digits):

@@ -12,6 +12,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
 from torch.utils.data import DataLoader
 from skorch.utils import is_dataset, multi_indexing, to_tensor
@@ -172,6 +173,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         # set_params (eps, n_steps, ...) take effect at the next fit
         self.initialize_attack()
 
+    @property
+    def _default_callbacks(self):
+        # skorch's cached valid_acc compares predictions (the user's labels) with
+        # the cached batch targets (integer codes): score from fresh predictions
+        # against the dataset's labels instead
+        return [(name, EpochScoring("accuracy", name="valid_acc",
+                                    lower_is_better=False, use_caching=False)
+                 if name == "valid_acc" else cb)
+                for name, cb in super()._default_callbacks]
+
     # ---------------------------------------------------------------- training
     def robust_loss(self, X, y, **fit_params):
         """Return ``(loss, y_pred)`` for one batch; the hook each method implements.
@@ -284,7 +295,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         same batches at a fraction of the cost; anything else goes to skorch.
         """
         kwargs = self.get_params_for("iterator_train")
-        if (training and isinstance(dataset, _EncodedDataset)
+        if (training and type(dataset) is _EncodedDataset  # subclasses add fields
                 and isinstance(dataset.X, np.ndarray)
                 and self.iterator_train is DataLoader
                 and set(kwargs) <= {"batch_size", "shuffle", "drop_last"}):

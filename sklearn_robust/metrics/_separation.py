@@ -133,11 +133,14 @@ def dataset_separation(X, y, norm="linf", X_test=None, y_test=None):
     between each pair of classes are computed once, in blocks of at most 64 MB,
     with :func:`scipy.spatial.distance.cdist`, so the cost is that of the
     ``sum_{a < b} n_a n_b`` pairs of differently labelled points (plus
-    ``n_test * n_train`` for the test set). MNIST (60,000 training points of 784
-    pixels) takes about half of the 60,000 x 54,000 brute-force distances,
-    minutes on one core. The authors' notebook (``notebooks/dataset_dist.ipynb``)
-    runs a 1-nearest-neighbour search with the Minkowski ``p = inf`` metric over
-    the other classes, which gives the same values.
+    ``n_test * n_train`` for the test set), half the brute-force cost for the
+    training set. On MNIST (pixels / 255) train-train and test-train together
+    took about 16 minutes of one CPU core and give ``separation = 0.737`` and
+    ``test_separation = 0.812`` (188/255 and 207/255), the values of Yang et
+    al.'s Table 1 (``2 * eps = 0.2``). The authors' notebook
+    (``notebooks/dataset_dist.ipynb``) runs a 1-nearest-neighbour search with
+    the Minkowski ``p = inf`` metric over the other classes, which gives the same
+    values.
 
     References
     ----------

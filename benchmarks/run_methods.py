@@ -40,8 +40,12 @@ from _common import (  # noqa: E402
     write_results,
 )
 
-from sklearn_robust import AdversarialClassifier, TRADESClassifier  # noqa: E402
-from sklearn_robust.metrics import robust_accuracy_score  # noqa: E402
+from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,  # noqa: E402
+                            LangevinAdvClassifier, LipschitzDropoutClassifier,
+                            TRADESClassifier)
+from sklearn_robust.attacks import LogitScaledPGD  # noqa: E402
+from sklearn_robust.metrics import (empirical_local_lipschitz,  # noqa: E402
+                                    robust_accuracy_score)
 from sklearn_robust.nn import MLP, SmallCNN  # noqa: E402
 
 # default threat model and training attack per data set (Madry et al. for MNIST)
@@ -101,6 +105,15 @@ METHODS = {
     "pgd_at": lambda s: AdversarialClassifier(**s.common()),
     "trades": lambda s: TRADESClassifier(beta=s.options.get("trades_beta", 6.0),
                                          **s.common()),
+    "gairat": lambda s: GAIRATClassifier(lambda_=-1.0, **s.common()),
+    # DALE: Langevin sampler, MNIST step ratio of the paper (eta = eps / 3)
+    "dale": lambda s: LangevinAdvClassifier(**s.common(step_size=s.eps / 3)),
+    # Yang et al. 2020: each method with and without dropout, paper's attack steps
+    **{f"lolip_{m}{'_drop' if d else ''}": (
+        lambda s, m=m, d=d: LipschitzDropoutClassifier(
+            method=m, dropout=0.5 if d else 0.0,
+            **s.common(n_steps=None, step_size=None)))
+       for m in ("trades", "at", "rst", "llr", "gr") for d in (False, True)},
 }
 
 
@@ -133,9 +146,14 @@ def evaluate(model, X_test, y_test, eps, device, seed, eval_attack="strong"):
     with Timer(device) as t_pgd:
         pgd20 = robust_accuracy_score(model, X_test, y_test, eps=eps, attack="pgd",
                                       random_state=seed)
+    # logit-scaled PGD-20 (Hitaj et al. 2021): exposes loss-reweighting masking
+    lsa = robust_accuracy_score(model, X_test, y_test, eps=eps,
+                                attack=LogitScaledPGD(n_steps=20), random_state=seed)
+    # empirical local Lipschitzness of the logits (Yang et al. 2020), test points
+    lip = empirical_local_lipschitz(model, X_test[:500], eps=eps)
     return {"clean_acc": clean, f"robust_{eval_attack}": robust,
-            "robust_pgd20": pgd20, f"eval_{eval_attack}_s": t_eval.seconds,
-            "eval_pgd20_s": t_pgd.seconds,
+            "robust_pgd20": pgd20, "robust_logit_scaled": lsa, "local_lipschitz": lip,
+            f"eval_{eval_attack}_s": t_eval.seconds, "eval_pgd20_s": t_pgd.seconds,
             "eval_s": t_clean.seconds + t_eval.seconds + t_pgd.seconds}
 
 
@@ -231,6 +249,8 @@ def main(argv=None):
                    "fit_s": t_fit.seconds}
             row.update(evaluate(model, X_test, y_test, eps, device, seed,
                                 args.eval_attack))
+            row["train_acc"] = float(np.mean(model.predict(X_train) == y_train))
+            row["gap"] = row["train_acc"] - row["clean_acc"]
             records.append(row)
             print(f"[{method} seed={seed}] fit {row['fit_s']:.1f}s  clean "
                   f"{row['clean_acc']:.3f}  {args.eval_attack} {row[robust_col]:.3f}  "
@@ -252,7 +272,8 @@ def main(argv=None):
         "torch_threads": torch.get_num_threads(),
     }
     columns = ["method", "seed", "module", "clean_acc", robust_col,
-               "robust_pgd20", "fit_s", "eval_s"]
+               "robust_pgd20", "robust_logit_scaled", "local_lipschitz", "train_acc",
+               "gap", "fit_s", "eval_s"]
     summary = None
     if len(args.seeds) > 1:
         summary = summarize(records, ["clean_acc", robust_col, "robust_pgd20",

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import torch
 import torch.nn.functional as F
 
 __all__ = ["LOSSES", "get_loss", "ce_loss", "kl_loss", "cw_loss", "dlr_loss"]

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import torch
 
 from ._base import BaseAdversarialClassifier
 

@@ -141,9 +141,23 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
 
         Cross-entropy PGD; methods whose inner maximisation differs override this.
         """
-        return PGD(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
-                   step_size=self.step_size, random_start=self.random_start,
-                   loss="ce", clip_min=self.clip_min, clip_max=self.clip_max)
+        return self.pgd_attack()
+
+    def pgd_attack(self, *, loss="ce", random_start=None, **overrides):
+        """A :class:`~sklearn_robust.attacks.PGD` with the classifier's threat model.
+
+        ``eps``, ``norm``, ``n_steps``, ``step_size``, ``random_start`` and the
+        clip box come from the classifier; ``random_start`` and ``overrides``
+        (e.g. ``n_steps``) replace them. ``loss="kl", random_start="normal"`` is
+        the TRADES attack.
+        """
+        params = dict(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
+                      step_size=self.step_size,
+                      random_start=(self.random_start if random_start is None
+                                    else random_start),
+                      loss=loss, clip_min=self.clip_min, clip_max=self.clip_max)
+        params.update(overrides)
+        return PGD(**params)
 
     def initialize_attack(self):
         """Build ``attack_``: ``attack`` (cloned) or :meth:`default_attack`.
@@ -249,13 +263,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         return self
 
     # -------------------------------------------------------------------- data
-    def _check_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+    def _check_input_shape(self, X, reset):
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
         elif tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
                              f"{type(self).__name__} was fitted on {self.input_shape_}.")
+
+    def _check_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+        self._check_input_shape(X, reset)
         return X
 
     def _check_fit_data(self, X, y, reset):
@@ -266,8 +283,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, allow_nd=True)
         check_classification_targets(y)
         check_in_box(X, self.clip_min, self.clip_max)
+        self._check_input_shape(X, reset)
         if reset:
-            self.input_shape_ = tuple(X.shape[1:])
             classes = np.unique(y)
             if len(classes) < 2:
                 raise ValueError(
@@ -276,10 +293,6 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             self.label_encoder_ = LabelEncoder().fit(y)
             self.classes_inferred_ = self.label_encoder_.classes_
         else:
-            if tuple(X.shape[1:]) != self.input_shape_:
-                raise ValueError(
-                    f"X has samples of shape {tuple(X.shape[1:])}, but "
-                    f"{type(self).__name__} was fitted on {self.input_shape_}.")
             unseen = np.setdiff1d(np.unique(y), self.label_encoder_.classes_)
             if len(unseen):
                 raise ValueError(f"y contains labels not seen in the first fit: "

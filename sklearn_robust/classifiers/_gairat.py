@@ -14,7 +14,6 @@ from sklearn.utils.validation import _check_sample_weight
 from skorch.callbacks import PrintLog
 from skorch.utils import to_numpy, to_tensor
 
-from ..attacks import PGD
 from ..attacks._losses import kl_loss
 from ..utils._torch import seed_from_random_state
 from ._base import BaseAdversarialClassifier, _check_real, _EncodedDataset
@@ -794,19 +793,14 @@ class GAIRTRADESClassifier(GAIRATClassifier):
 
     def default_attack(self):
         """TRADES' sign-gradient ascent on KL(f(x) || f(x')) from x + 0.001 N(0, I)."""
-        return PGD(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
-                   step_size=self.step_size, random_start="normal", loss="kl",
-                   clip_min=self.clip_min, clip_max=self.clip_max)
+        return self.pgd_attack(loss="kl", random_start="normal")
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         seed = (None if self.random_state is None
                 else seed_from_random_state(self.random_state) + 2)
-        self.cw_attack_ = PGD(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
-                              step_size=self.step_size, random_start="normal",
-                              loss="cw", clip_min=self.clip_min,
-                              clip_max=self.clip_max,
-                              random_state=np.random.RandomState(seed))
+        self.cw_attack_ = self.pgd_attack(loss="cw", random_start="normal",
+                                          random_state=np.random.RandomState(seed))
 
     def robust_loss(self, X, y, **fit_params):
         """``CE(f(x), y) + beta * mean[w KL(x, x_adv) + (1 - w) KL(x, x_cw)]``."""

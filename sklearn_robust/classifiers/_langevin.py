@@ -4,7 +4,6 @@
 
 import math
 
-from ..attacks import PGD
 from ..attacks._langevin import NOISES, LangevinSampler
 from ..attacks._losses import kl_loss
 from ._base import BaseAdversarialClassifier, _check_real
@@ -217,9 +216,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
     def default_attack(self):
         """The Langevin sampler (``robust_criterion="ce"``) or the TRADES KL attack."""
         if self.robust_criterion == "kl":
-            return PGD(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
-                       step_size=self.step_size, random_start="normal", loss="kl",
-                       clip_min=self.clip_min, clip_max=self.clip_max)
+            return self.pgd_attack(loss="kl", random_start="normal")
         return LangevinSampler(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
                                step_size=self.step_size, noise=self.noise,
                                noise_scale=self.noise_scale,

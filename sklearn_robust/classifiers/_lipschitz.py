@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from skorch.callbacks import Callback
 from skorch.utils import data_from_dataset
 
-from ..attacks import PGD
 from ..attacks._base import BaseAttack
 from ..attacks._losses import kl_loss
 from ..attacks._projections import (
@@ -638,14 +637,14 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
         """The paper's inner maximisation for ``method`` (None for ``"gr"``)."""
         if self.method == "gr":
             return None
-        common = dict(eps=self.eps, norm=self.norm, n_steps=self._n_steps(),
-                      step_size=self._step_size(), clip_min=self.clip_min,
-                      clip_max=self.clip_max)
+        steps = dict(n_steps=self._n_steps(), step_size=self._step_size())
         if self.method == "llr":
-            return LocalLinearityAttack(**common)
+            return LocalLinearityAttack(eps=self.eps, norm=self.norm,
+                                        clip_min=self.clip_min,
+                                        clip_max=self.clip_max, **steps)
         if self.method == "trades":
-            return PGD(random_start="normal", loss="kl", **common)
-        return PGD(random_start=self.random_start, loss="ce", **common)
+            return self.pgd_attack(loss="kl", random_start="normal", **steps)
+        return self.pgd_attack(**steps)
 
     def initialize_attack(self):
         """Build ``attack_`` (None for ``"gr"``, which needs no attack)."""

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ..attacks import PGD
 from ..attacks._losses import kl_loss
 from ._base import BaseAdversarialClassifier, _check_real
 
@@ -97,9 +96,7 @@ class TRADESClassifier(BaseAdversarialClassifier):
 
     def default_attack(self):
         """Sign-gradient ascent on KL(f(x) || f(x')) from ``x + 0.001 N(0, I)``."""
-        return PGD(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
-                   step_size=self.step_size, random_start="normal", loss="kl",
-                   clip_min=self.clip_min, clip_max=self.clip_max)
+        return self.pgd_attack(loss="kl", random_start="normal")
 
     def robust_loss(self, X, y, **fit_params):
         """``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, KL averaged over the batch."""

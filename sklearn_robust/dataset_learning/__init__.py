@@ -3,6 +3,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._base import BaseRobustDataset, RobustDatasetSampler
+from ._ntk_distiller import NTKRobustDistiller
+from ._robust_features import RobustFeatureDataset
 from ._trilevel import TriLevelDatasetLearner
 
-__all__ = ["BaseRobustDataset", "RobustDatasetSampler", "TriLevelDatasetLearner"]
+__all__ = ["BaseRobustDataset", "RobustDatasetSampler", "NTKRobustDistiller",
+           "RobustFeatureDataset", "TriLevelDatasetLearner"]

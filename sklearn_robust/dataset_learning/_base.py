@@ -2,7 +2,10 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import numbers
+
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -10,6 +13,42 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..utils._validation import check_clip_box, check_in_box
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
+
+
+# ------------------------------------------------------------ shared helpers
+
+
+def _check_int(value, name, low=1, allow_none=False):
+    if value is None and allow_none:
+        return
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < low):
+        raise ValueError(f"{name} must be an integer >= {low}"
+                         f"{' or None' if allow_none else ''}, got {value!r}.")
+
+
+def _check_real(value, name, *, strict=True, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            np.isfinite(value) and (value > 0 if strict else value >= 0)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0"
+                         f"{' or None' if allow_none else ''}, got {value!r}.")
+
+
+def _check_device(device):
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must name a torch device, got {device!r}.") from exc
+
+
+def _adam_step(x, grad, m, v, t, lr, beta1=0.9, beta2=0.999, tiny=1e-8):
+    """One in-place Adam update of ``x`` (Kingma and Ba, 2015), as torch.optim.Adam."""
+    m.mul_(beta1).add_(grad, alpha=1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (v / (1 - beta2 ** t)).sqrt_().add_(tiny)
+    x.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
 
 
 class BaseRobustDataset(TransformerMixin, BaseEstimator):
@@ -120,6 +159,16 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     def _is_same_size(self):
         raise NotImplementedError
+
+    def _progress(self, iterable):
+        """``iterable`` wrapped in a tqdm progress bar when ``verbose`` > 0."""
+        if not getattr(self, "verbose", 0):
+            return iterable
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return iterable
+        return tqdm(iterable, desc=type(self).__name__, leave=False)
 
     def _learn(self, X, y):
         raise NotImplementedError

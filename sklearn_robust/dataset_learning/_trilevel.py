@@ -4,7 +4,6 @@
 
 import copy
 import inspect
-import numbers
 
 import numpy as np
 import torch
@@ -15,30 +14,10 @@ from ..attacks import PGD
 from ..nn import default_module
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_norm
-from ._base import BaseRobustDataset
+from ._base import (BaseRobustDataset, _adam_step, _check_device, _check_int,
+                    _check_real)
 
 __all__ = ["TriLevelDatasetLearner"]
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_int(value, name, low=1, allow_none=False):
-    if value is None and allow_none:
-        return
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < low):
-        raise ValueError(f"{name} must be an integer >= {low}"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
-
-
-def _check_real(value, name, *, strict=True, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            np.isfinite(value) and (value > 0 if strict else value >= 0)):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
 
 
 # ----------------------------------------------------------------- the unrolled maps
@@ -141,14 +120,6 @@ def unrolled_adversarial_loss(module, params, X_syn, y_syn, batches, inner_lr, x
     """
     trained = unrolled_train(module, params, X_syn, y_syn, batches, inner_lr)
     return _adversarial_loss(module, trained, x_adv, y_adv)
-
-
-def _adam_step(x, grad, m, v, t, lr, beta1=0.9, beta2=0.999, tiny=1e-8):
-    """One in-place Adam update of ``x`` (Kingma and Ba, 2015), as torch.optim.Adam."""
-    m.mul_(beta1).add_(grad, alpha=1 - beta1)
-    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denom = (v / (1 - beta2 ** t)).sqrt_().add_(tiny)
-    x.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
 
 
 # -------------------------------------------------------------------------- learner
@@ -375,11 +346,7 @@ default=None
         _check_real(self.attack_step_size, "attack_step_size", allow_none=True)
         _check_real(self.max_change, "max_change", strict=False, allow_none=True)
         _check_int(self.verbose, "verbose", low=0)
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must name a torch device, got "
-                             f"{self.device!r}.") from exc
+        _check_device(self.device)
         return _module_specs(self.module)
 
     def _validate_fit(self, X, y):
@@ -395,15 +362,6 @@ default=None
         # the learned set and the pass-through are float32 (the torch dtype)
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-    def _progress(self, iterable):
-        if not self.verbose:
-            return iterable
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return iterable
-        return tqdm(iterable, desc=type(self).__name__, leave=False)
 
     def _learn(self, X, y):
         # the inner and outer levels need autograd, even when fit runs under no_grad

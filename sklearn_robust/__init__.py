@@ -2,18 +2,19 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from . import attacks, datasets, metrics, nn
-from . import kernels
+from . import attacks, datasets, kernels, metrics, nn, utils
+from . import dataset_learning
 from .classifiers import AdversarialClassifier, TRADESClassifier
 from .classifiers import GAIRATClassifier, GAIRTRADESClassifier
 from .classifiers import LangevinAdvClassifier
 from .classifiers import LipschitzDropoutClassifier
 from .kernels import NTKClassifier
-from .dataset_learning import TriLevelDatasetLearner
+from .dataset_learning import NTKRobustDistiller, TriLevelDatasetLearner
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["AdversarialClassifier", "TRADESClassifier", "LangevinAdvClassifier",
            "GAIRATClassifier", "GAIRTRADESClassifier", "LipschitzDropoutClassifier",
-           "NTKClassifier", "TriLevelDatasetLearner", "attacks", "datasets", "kernels",
-           "metrics", "nn", "__version__"]
+           "NTKClassifier", "NTKRobustDistiller", "TriLevelDatasetLearner", "attacks",
+           "dataset_learning", "datasets", "kernels", "metrics", "nn", "utils",
+           "__version__"]

@@ -2,12 +2,13 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier
 
 __all__ = ["AdversarialClassifier"]
 
 
+@Substitution(**FRAGMENTS)
 class AdversarialClassifier(BaseAdversarialClassifier):
     """Neural network classifier trained with PGD adversarial training.
 
@@ -25,17 +26,14 @@ class AdversarialClassifier(BaseAdversarialClassifier):
         ``input_shape`` and ``n_classes`` gets them from the training data.
     eps : float, default=0.3
         Radius of the threat model (0.3 is Madry et al.'s MNIST setting).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int, default=40
         PGD steps of the training attack (MNIST setting of Madry et al.).
     step_size : float or None, default=0.01
         PGD step length (MNIST setting); ``None`` uses ``2.5 * eps / n_steps``.
     random_start : bool, default=True
         Start PGD from a uniform point of the ball.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model. Training inputs outside it are rejected;
-        ``None`` leaves a side open (e.g. standardised features).
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack (e.g. ``PGD(loss="cw")``); it keeps its
         own procedure and takes ``eps``, ``norm`` and the clip box from the
@@ -63,10 +61,7 @@ class AdversarialClassifier(BaseAdversarialClassifier):
 
     Attributes
     ----------
-    module_ : torch.nn.Module
-        The trained network.
-    attack_ : attack
-        The training attack.
+    %(net_attributes)s
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     label_encoder_ : LabelEncoder

@@ -16,6 +16,7 @@ from skorch.utils import to_numpy, to_tensor
 
 from ..attacks._losses import kl_loss
 from ..utils._torch import seed_from_random_state
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier, _check_real, _EncodedDataset
 
 __all__ = ["GAIRATClassifier", "GAIRTRADESClassifier", "gair_weights"]
@@ -140,6 +141,7 @@ class _WeightedDataset(_EncodedDataset):
         return Xi, {"y": yi, "sample_weight": self.sample_weight[i]}
 
 
+@Substitution(**FRAGMENTS)
 class GAIRATClassifier(BaseAdversarialClassifier):
     """Neural network classifier trained with GAIRAT.
 
@@ -190,8 +192,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     eps : float, default=0.3
         Radius of the threat model (MNIST setting; the paper's CIFAR-10 setting
         is 0.031).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int, default=40
         ``K``, the PGD steps of the training attack and the range of ``kappa``
         (MNIST setting of Madry et al.; the paper's CIFAR-10 setting is 10). The
@@ -201,8 +202,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         ``2.5 * eps / n_steps``.
     random_start : bool, default=True
         Start PGD from a uniform point of the ball (as the paper).
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model; ``None`` leaves a side open.
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack. It must report ``kappa`` as
         ``info["n_correct_steps"]`` from ``perturb(..., return_info=True)`` (every
@@ -223,16 +223,8 @@ class GAIRATClassifier(BaseAdversarialClassifier):
 
     Attributes
     ----------
-    module_ : torch.nn.Module
-        The trained network.
-    attack_ : attack
-        The training attack.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    input_shape_ : tuple
-        Shape of one training sample.
-    n_features_in_ : int
-        Size of the second dimension of ``X``.
+    %(net_attributes)s
+    %(data_attributes)s
     kappa_max_ : int
         ``K``: the ``n_steps`` of the training attack.
     current_lambda_ : float
@@ -645,6 +637,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
             return super().partial_fit(X, y, classes=classes, **fit_params)
 
 
+@Substitution(**FRAGMENTS)
 class GAIRTRADESClassifier(GAIRATClassifier):
     """Neural network classifier trained with GAIR-TRADES.
 
@@ -686,14 +679,12 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         Start value of the ``"linear"`` schedule.
     eps : float, default=0.3
         Radius of the threat model (MNIST setting; CIFAR-10: 0.031).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int, default=40
         ``K``: steps of the KL attack (and of the CW attack).
     step_size : float or None, default=0.01
         Step length of both attacks; ``None`` uses ``2.5 * eps / n_steps``.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model; ``None`` leaves a side open.
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the KL attack (it must report ``n_correct_steps``); the CW
         attack is always built from ``eps``, ``n_steps`` and ``step_size``.

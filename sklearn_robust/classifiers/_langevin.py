@@ -6,6 +6,7 @@ import math
 
 from ..attacks._langevin import NOISES, LangevinSampler
 from ..attacks._losses import kl_loss
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier, _check_real
 
 __all__ = ["LangevinAdvClassifier", "dual_update"]
@@ -45,6 +46,7 @@ def dual_update(dual_variable, nominal_loss, *, margin, dual_step_size):
                + float(dual_step_size) * (float(nominal_loss) - float(margin)))
 
 
+@Substitution(**FRAGMENTS)
 class LangevinAdvClassifier(BaseAdversarialClassifier):
     """Neural network classifier trained with DALE (Robey et al., 2021).
 
@@ -69,8 +71,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         shape (see :class:`AdversarialClassifier`).
     eps : float, default=0.3
         Radius of the threat model (DALE's MNIST setting).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int, default=7
         Langevin steps per batch (MNIST setting).
     step_size : float or None, default=0.1
@@ -102,8 +103,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         ``x + 0.001 * N(0, I)``, no noise: ``KL_DALE_PD``, the reference code's
         CIFAR-10 choice); ``noise``, ``noise_scale`` and ``temperature`` are then
         unused. In both cases ``l_nom = criterion(f(x), y)``.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model; ``None`` leaves a side open.
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the training attack; it takes ``eps``, ``norm`` and the clip box
         from the classifier.
@@ -126,16 +126,8 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         ``"dual_variable"`` (``nu`` at the end of the epoch) and
         ``"nominal_loss"`` (mean clean loss over its training batches); every
         training batch records both as well (``nu`` after the batch's update).
-    module_ : torch.nn.Module
-        The trained network.
-    attack_ : attack
-        The training attack.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    input_shape_ : tuple
-        Shape of one training sample.
-    n_features_in_ : int
-        Size of the second dimension of ``X``.
+    %(net_attributes)s
+    %(data_attributes)s
 
     See Also
     --------

@@ -22,6 +22,7 @@ from ..attacks._projections import (
 from ..metrics._lipschitz import empirical_local_lipschitz
 from ..nn._base import _check_dropout
 from ..utils._validation import check_clip_box, check_eps, check_norm
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier, _check_int, _check_real
 
 __all__ = ["LipschitzDropoutClassifier", "LocalLipschitzMonitor",
@@ -172,6 +173,7 @@ def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
 
 
 # ------------------------------------------------------------------- LLR attack
+@Substitution(**FRAGMENTS)
 class LocalLinearityAttack(BaseAttack):
     """Inner maximisation of LLR: the perturbation where the loss is least linear.
 
@@ -191,8 +193,7 @@ class LocalLinearityAttack(BaseAttack):
     step_size : float or None, default=None
         Step length; ``None`` uses ``eps / n_steps`` (``eps / 2`` for 2 steps, as
         in the reference code).
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box; ``None`` leaves a side open.
+    %(clip_box)s
     random_state : int, RandomState instance or None, default=None
         Seeds the random start (local generator).
 
@@ -382,6 +383,7 @@ def _takes_dropout(module):
     return False
 
 
+@Substitution(**FRAGMENTS)
 class LipschitzDropoutClassifier(BaseAdversarialClassifier):
     """Robust training that imposes local Lipschitzness, with dropout.
 
@@ -461,8 +463,7 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
     eps : float, default=0.1
         Radius of the threat model (the paper's MNIST setting; it uses 0.031 on
         CIFAR-10 and SVHN).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int or None, default=None
         Steps of the training attack; ``None`` uses the paper's: 10 (TRADES, AT,
         RST) or 2 (LLR).
@@ -473,8 +474,7 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
     random_start : bool, default=True
         ``"at"`` and ``"rst"``: start PGD from a uniform point of the ball. TRADES
         and LLR always start from ``x + 0.001 * N(0, I)``.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model; ``None`` leaves a side open.
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the training attack of TRADES, AT, RST or LLR; it takes ``eps``,
         ``norm`` and the clip box from the classifier. Must be None for ``"gr"``.
@@ -496,12 +496,7 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
     local_lipschitz_ : float
         Last recorded empirical local Lipschitz constant (only with
         ``lipschitz_eval_size`` or a :class:`LocalLipschitzMonitor`).
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    input_shape_ : tuple
-        Shape of one training sample.
-    n_features_in_ : int
-        Size of the second dimension of ``X``.
+    %(data_attributes)s
     history_ : skorch.History
         skorch's training history (also ``history``).
 

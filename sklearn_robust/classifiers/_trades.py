@@ -3,11 +3,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ..attacks._losses import kl_loss
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier, _check_real
 
 __all__ = ["TRADESClassifier"]
 
 
+@Substitution(**FRAGMENTS)
 class TRADESClassifier(BaseAdversarialClassifier):
     """Neural network classifier trained with TRADES.
 
@@ -27,15 +29,13 @@ class TRADESClassifier(BaseAdversarialClassifier):
         CIFAR-10 setting; larger values trade clean accuracy for robustness.
     eps : float, default=0.3
         Radius of the threat model (MNIST setting of the paper).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     n_steps : int, default=40
         Steps of the KL attack (MNIST setting).
     step_size : float or None, default=0.01
         Step length of the KL attack (MNIST setting); ``None`` uses
         ``2.5 * eps / n_steps``.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the threat model; ``None`` leaves a side open.
+    %(clip_box)s
     attack : attack instance or None, default=None
         Replaces the KL attack; it takes ``eps``, ``norm`` and the clip box from
         the classifier.
@@ -48,16 +48,8 @@ class TRADESClassifier(BaseAdversarialClassifier):
 
     Attributes
     ----------
-    module_ : torch.nn.Module
-        The trained network.
-    attack_ : attack
-        The training attack.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    input_shape_ : tuple
-        Shape of one training sample.
-    n_features_in_ : int
-        Size of the second dimension of ``X``.
+    %(net_attributes)s
+    %(data_attributes)s
 
     See Also
     --------

@@ -16,6 +16,7 @@ from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
 from ..kernels._conv import as_images
 from ..utils._torch import seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_norm
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import (BaseRobustDataset, _adam_step, _check_device, _check_int,
                     _check_real)
 
@@ -78,6 +79,7 @@ class _KRRModule(torch.nn.Module):
         return self.kernel(x, self.X_support, get=self.get) @ self.alpha
 
 
+@Substitution(**FRAGMENTS)
 class NTKRobustDistiller(BaseRobustDataset):
     r"""Learn a training set that is robust for infinite-width network regression.
 
@@ -125,8 +127,7 @@ class NTKRobustDistiller(BaseRobustDataset):
     eps : float, default=0.3
         Radius of the threat model of the inner maximisation (``eps=0`` is KIP
         without an adversary, a useful control).
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     kernel : {"fc", "conv"} or kernel instance, default="fc"
         ``"fc"``: :class:`~sklearn_robust.kernels.FCKernel` (fully connected ReLU
         network, KIP's default); ``"conv"``: :class:`~sklearn_robust.kernels.ConvKernel`
@@ -166,17 +167,14 @@ class NTKRobustDistiller(BaseRobustDataset):
         Weight of the clean loss in the outer objective
         ``(1 - clean_weight) * adversarial + clean_weight * clean``;
         ``1.0`` is plain KIP.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box of the inputs, the attack and the learned images.
+    %(clip_box)s
     dtype : {"float32", "float64"}, default="float32"
         Precision of the kernels (the ridge solve is always float64).
-    device : str or torch.device, default="cpu"
-        Device of the computation.
+    %(device)s
     random_state : int, RandomState instance or None, default=None
         Seeds the initial support, the batches and PGD's random starts; global
         RNGs are left untouched.
-    verbose : int, default=0
-        If > 0, show a tqdm progress bar (when tqdm is installed).
+    %(verbose)s
 
     Attributes
     ----------

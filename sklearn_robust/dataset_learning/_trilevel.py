@@ -14,6 +14,7 @@ from ..attacks import PGD
 from ..nn import default_module
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_norm
+from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import (BaseRobustDataset, _adam_step, _check_device, _check_int,
                     _check_real)
 
@@ -125,6 +126,7 @@ def unrolled_adversarial_loss(module, params, X_syn, y_syn, batches, inner_lr, x
 # -------------------------------------------------------------------------- learner
 
 
+@Substitution(**FRAGMENTS)
 class TriLevelDatasetLearner(BaseRobustDataset):
     """Learn a training set on which *natural* training gives a robust classifier.
 
@@ -152,8 +154,7 @@ class TriLevelDatasetLearner(BaseRobustDataset):
     ----------
     eps : float, default=0.3
         Radius of the threat model of the middle (attack) level.
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
+    %(norm)s
     module : None, torch.nn.Module class, instance or factory, or a list of them, \
 default=None
         The architecture(s) trained in the inner level; one is drawn uniformly at
@@ -187,17 +188,12 @@ default=None
     max_change : float or None, default=None
         Optional ``linf`` bound on how far a learned sample may move from its
         original; ``None`` lets it move anywhere in the clip box.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Box of the inputs (pixels), for the training data, the attack and the
-        learned set. ``None`` leaves a side open (e.g. standardised features).
-    device : str or torch.device, default="cpu"
-        Device of the computation.
+    %(clip_box)s
+    %(device)s
     random_state : int, RandomState instance or None, default=None
         Seeds batches, network initialisations, architecture draws and PGD random
         starts; the global torch and NumPy RNGs are left untouched.
-    verbose : int, default=0
-        If > 0, show a tqdm progress bar (when tqdm is installed) with the outer
-        loss; nothing is ever printed otherwise.
+    %(verbose)s
 
     Attributes
     ----------

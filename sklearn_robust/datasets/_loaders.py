@@ -18,6 +18,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 
+from ..utils._docstring import Substitution
+
 __all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist"]
 
 _SUBSETS = ("train", "test", "all")
@@ -342,6 +344,38 @@ def _load_image_dataset(path, *, subset, flat, n_samples, random_state, name,
     return X, labels
 
 
+_LOADER_DOCS = {
+    "split_params": """
+    subset : {"train", "test", "all"}, default="train"
+        Which split to load; ``"all"`` is the training split followed by the
+        test split.
+    flat : bool, default=False
+        If True, ``X`` has shape ``(n, 784)``; otherwise ``(n, 1, 28, 28)``
+        (channels-first images).
+    n_samples : int or None, default=None
+        If an int, return a random subset of that size, stratified by class
+        (drawn with :func:`sklearn.model_selection.train_test_split`), in
+        shuffled order. ``None`` returns the whole split in the official order.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the subset drawn when ``n_samples`` is given; pass an int for
+        the same subset on every call.""",
+    "raises": """
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist or lacks the files of ``subset``; the
+        message lists the files looked for and where to get them.
+    ValueError
+        If ``subset`` or ``n_samples`` is invalid, or a file is corrupt or
+        does not hold 28x28 images with labels 0..9 (e.g. a bad IDX magic
+        number, a truncated file, or image and label counts that differ).""",
+    "X_returned": """
+    X : ndarray of shape (n, 1, 28, 28) or (n, 784), dtype float32
+        Pixel intensities divided by 255, so in ``[0, 1]``.""",
+}
+
+
+@Substitution(**_LOADER_DOCS)
 def load_mnist(path, *, subset="train", flat=False, n_samples=None,
                random_state=None):
     """Load the MNIST handwritten digits from local files, scaled to [0, 1].
@@ -366,36 +400,15 @@ def load_mnist(path, *, subset="train", flat=False, n_samples=None,
           (``train-images.idx3-ubyte``) are accepted too.
 
         Only the files of the requested ``subset`` need to exist.
-    subset : {"train", "test", "all"}, default="train"
-        Which split to load; ``"all"`` is the training split followed by the
-        test split.
-    flat : bool, default=False
-        If True, ``X`` has shape ``(n, 784)``; otherwise ``(n, 1, 28, 28)``
-        (channels-first images).
-    n_samples : int or None, default=None
-        If an int, return a random subset of that size, stratified by class
-        (drawn with :func:`sklearn.model_selection.train_test_split`), in
-        shuffled order. ``None`` returns the whole split in the official order.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the subset drawn when ``n_samples`` is given; pass an int for
-        the same subset on every call.
+    %(split_params)s
 
     Returns
     -------
-    X : ndarray of shape (n, 1, 28, 28) or (n, 784), dtype float32
-        Pixel intensities divided by 255, so in ``[0, 1]``.
+    %(X_returned)s
     y : ndarray of shape (n,), dtype int64
         Digit labels 0..9.
 
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist or lacks the files of ``subset``; the
-        message lists the files looked for and where to get them.
-    ValueError
-        If ``subset`` or ``n_samples`` is invalid, or a file is corrupt or
-        does not hold 28x28 images with labels 0..9 (e.g. a bad IDX magic
-        number, a truncated file, or image and label counts that differ).
+    %(raises)s
 
     See Also
     --------
@@ -440,6 +453,7 @@ def load_mnist(path, *, subset="train", flat=False, n_samples=None,
         source=_MNIST_SOURCE)
 
 
+@Substitution(**_LOADER_DOCS)
 def load_fashion_mnist(path, *, subset="train", flat=False, n_samples=None,
                        random_state=None):
     """Load Fashion-MNIST from local files, scaled to [0, 1].
@@ -465,37 +479,16 @@ def load_fashion_mnist(path, *, subset="train", flat=False, n_samples=None,
           (``train-images.idx3-ubyte``) are accepted too.
 
         Only the files of the requested ``subset`` need to exist.
-    subset : {"train", "test", "all"}, default="train"
-        Which split to load; ``"all"`` is the training split followed by the
-        test split.
-    flat : bool, default=False
-        If True, ``X`` has shape ``(n, 784)``; otherwise ``(n, 1, 28, 28)``
-        (channels-first images).
-    n_samples : int or None, default=None
-        If an int, return a random subset of that size, stratified by class
-        (drawn with :func:`sklearn.model_selection.train_test_split`), in
-        shuffled order. ``None`` returns the whole split in the official order.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the subset drawn when ``n_samples`` is given; pass an int for
-        the same subset on every call.
+    %(split_params)s
 
     Returns
     -------
-    X : ndarray of shape (n, 1, 28, 28) or (n, 784), dtype float32
-        Pixel intensities divided by 255, so in ``[0, 1]``.
+    %(X_returned)s
     y : ndarray of shape (n,), dtype int64
         Labels 0..9: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat,
         5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot.
 
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist or lacks the files of ``subset``; the
-        message lists the files looked for and where to get them.
-    ValueError
-        If ``subset`` or ``n_samples`` is invalid, or a file is corrupt or
-        does not hold 28x28 images with labels 0..9 (e.g. a bad IDX magic
-        number, a truncated file, or image and label counts that differ).
+    %(raises)s
 
     See Also
     --------

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_robust.attacks import FGSM, PGD, cw_loss, dlr_loss, kl_loss
+from sklearn_robust.attacks import (FGSM, PGD, LocalLinearityAttack, cw_loss, dlr_loss,
+                                    kl_loss)
 from sklearn_robust.attacks._projections import flat_norm, project, random_init
 from sklearn_robust.utils.estimator_checks import attack_checks
 
@@ -14,6 +15,8 @@ ATTACKS = [
     PGD(eps=0.1, n_steps=3, loss="dlr"),
     FGSM(eps=0.1),
     FGSM(eps=0.5, norm="l2"),
+    LocalLinearityAttack(eps=0.1, n_steps=2),
+    LocalLinearityAttack(eps=0.5, norm="l2", n_steps=2),
 ]
 CASES = [(a, name, check) for a in ATTACKS for name, check in attack_checks(a)]
 

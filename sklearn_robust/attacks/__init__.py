@@ -10,6 +10,7 @@ from ._apgd import APGD, APGDT, LogitScaledPGD, apgd_checkpoints
 from ._base import BaseAttack, is_attack
 from ._ensemble import AutoAttack, cascade
 from ._langevin import LangevinSampler
+from ._local_linearity import LocalLinearityAttack
 from ._losses import cw_loss, dlr_loss, kl_loss
 from ._pgd import FGSM, PGD
 from ._square import Square
@@ -17,4 +18,4 @@ from ._square import Square
 __all__ = ["BaseAttack", "FGSM", "PGD", "LangevinSampler", "is_attack", "cw_loss",
            "dlr_loss", "kl_loss",
            "APGD", "APGDT", "LogitScaledPGD", "Square", "AutoAttack", "cascade",
-           "apgd_checkpoints"]
+           "apgd_checkpoints", "LocalLinearityAttack"]

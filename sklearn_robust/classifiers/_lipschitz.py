@@ -11,18 +11,13 @@ from skorch.callbacks import Callback
 from skorch.utils import data_from_dataset
 
 from ..attacks._base import BaseAttack
+from ..attacks._local_linearity import LocalLinearityAttack, per_sample_dot
 from ..attacks._losses import kl_loss
-from ..attacks._projections import (
-    ascent_step,
-    clip_to_box,
-    flat_norm,
-    project,
-    random_init,
-)
+from ..attacks._projections import flat_norm
 from ..metrics._lipschitz import empirical_local_lipschitz
 from ..nn._base import _check_dropout
-from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._docstring import FRAGMENTS, Substitution
+from ..utils._validation import check_clip_box, check_eps, check_norm
 from ._base import BaseAdversarialClassifier, _check_int, _check_real
 
 __all__ = ["LipschitzDropoutClassifier", "LocalLipschitzMonitor",
@@ -55,11 +50,6 @@ class _NoiseReplay:
         torch.set_rng_state(self.cpu_state)
         if self.cuda_state is not None:
             torch.cuda.set_rng_state(self.cuda_state, self.device)
-
-
-def _dot(a, b):
-    """Per-sample inner product over all but the first dimension."""
-    return (a * b).reshape(a.shape[0], -1).sum(dim=1)
 
 
 def _ce(logits, y):
@@ -138,7 +128,7 @@ def llr_objective(module, x, x_adv, y, *, reg_lambda=4.0, mu=3.0):
     (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
     noise.replay()
     loss_pert = _ce(module(x.detach() + delta), y)
-    linear = _dot(delta, grad)
+    linear = per_sample_dot(delta, grad)
     gap = loss_pert - loss - linear
     total = loss.mean() + reg_lambda * gap.abs().mean() + mu * linear.abs().mean()
     return total, logits
@@ -173,82 +163,6 @@ def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
 
 
 # ------------------------------------------------------------------- LLR attack
-@Substitution(**FRAGMENTS)
-class LocalLinearityAttack(BaseAttack):
-    """Inner maximisation of LLR: the perturbation where the loss is least linear.
-
-    Maximises ``|l(x + delta) - l(x) - <delta, grad l(x)>|`` (``l`` the per-sample
-    cross-entropy) over the ``norm``-ball and the pixel box by ``n_steps``
-    steepest-ascent steps (signed for linf, normalised for l2) from
-    ``0.001 * N(0, I)``.
-
-    Parameters
-    ----------
-    eps : float, default=0.1
-        Radius of the ball.
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the ball.
-    n_steps : int, default=2
-        Ascent steps (Yang et al. use 2).
-    step_size : float or None, default=None
-        Step length; ``None`` uses ``eps / n_steps`` (``eps / 2`` for 2 steps, as
-        in the reference code).
-    %(clip_box)s
-    random_state : int, RandomState instance or None, default=None
-        Seeds the random start (local generator).
-
-    Notes
-    -----
-    The reference code (``lolip/models/torch_utils/llr.py``) steps along the
-    gradient divided by its ``norm`` (for linf this moves mostly one coordinate)
-    and maximises ``|l(x + delta) - <delta, grad>|`` without the ``- l(x)`` term;
-    this attack takes the steepest-ascent step of the ball and Qin et al.'s
-    definition of the gap. The gradient ``grad l(x)`` is computed once, in the
-    mode the attack runs in (eval).
-
-    References
-    ----------
-    .. [1] C. Qin, J. Martens, S. Gowal, D. Krishnan, K. Dvijotham, A. Fawzi,
-       S. De, R. Stanforth and P. Kohli, "Adversarial Robustness through Local
-       Linearization", NeurIPS 2019, arXiv:1907.02610.
-    """
-
-    def __init__(self, *, eps=0.1, norm="linf", n_steps=2, step_size=None,
-                 clip_min=0.0, clip_max=1.0, random_state=None):
-        self.eps = eps
-        self.norm = norm
-        self.n_steps = n_steps
-        self.step_size = step_size
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        _check_int(self.n_steps, "n_steps")
-        _check_real(self.step_size, "step_size", allow_none=True, strict=True)
-
-    def _perturb(self, model, x, y, generator, return_info):
-        eps, norm = float(self.eps), self.norm
-        step = (eps / self.n_steps if self.step_size is None
-                else float(self.step_size))
-        x = x.detach()
-        x0 = x.clone().requires_grad_(True)
-        loss0 = _ce(model(x0), y)
-        (grad0,) = torch.autograd.grad(loss0.sum(), x0)
-        loss0 = loss0.detach()
-        delta = project(random_init(x, eps, norm, generator, kind="normal"), eps, norm)
-        delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        for _ in range(self.n_steps):
-            delta.requires_grad_(True)
-            gap = _ce(model(x + delta), y) - loss0 - _dot(delta, grad0)
-            (grad,) = torch.autograd.grad(gap.abs().sum(), delta)
-            with torch.no_grad():
-                delta = project(delta + ascent_step(grad, step, norm), eps, norm)
-                delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        return (x + delta).detach(), {}
-
-
 # ------------------------------------------------------------------- monitoring
 def _subset(X, y, max_samples, random_state):
     X, y = np.asarray(X), np.asarray(y)

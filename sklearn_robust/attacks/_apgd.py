@@ -79,6 +79,26 @@ def _per_sample(v, like):
     return v.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
+def _take_rows(mask, src, dst):
+    """``dst`` with the rows where ``mask`` is True taken from ``src``.
+
+    On CPU the rows are copied into ``dst`` in place (cost proportional to the rows
+    copied, far below a dense ``torch.where``); elsewhere a ``torch.where`` avoids
+    the host synchronisation of ``nonzero``.
+    """
+    if dst.device.type == "cpu":
+        rows = mask.nonzero().squeeze(1)
+        if rows.numel():
+            dst.index_copy_(0, rows, src.index_select(0, rows))
+        return dst
+    return torch.where(_per_sample(mask, dst), src, dst)
+
+
+#: On CPU, fooled samples leave the batch as soon as they are at least this
+#: fraction of it (and at every checkpoint, as on other devices).
+_DROP_FRACTION = 0.125
+
+
 def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
              generator, rho=0.75, random_start=True, eot_iter=1, target=None,
              trace=None):
@@ -86,8 +106,10 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
 
     All bookkeeping is per sample and batched: step sizes, the best-loss iterate,
     the checkpoint conditions and restarts from the best point. Samples for which a
-    misclassifying iterate has been found are dropped from the batch at the next
-    checkpoint (their result is final), which saves time on non-robust points.
+    misclassifying iterate has been found leave the batch (their result is final),
+    which saves time on non-robust points: at every checkpoint, and on CPU also as
+    soon as they make up an eighth of the batch. The remaining samples' iterates do
+    not depend on the others'.
 
     Parameters
     ----------
@@ -103,17 +125,29 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
     -------
     result : dict of tensors
         ``"x_best"`` (highest-loss iterate), ``"loss_best"``, ``"x_adv"`` (the
-        highest-loss misclassifying iterate where ``"fooled"``, else ``x_best``),
-        ``"fooled"`` and ``"step_size"`` (final per-sample step size).
+        highest-loss misclassifying iterate found while the sample was in the batch
+        where ``"fooled"``, else ``x_best``), ``"fooled"`` and ``"step_size"``
+        (final per-sample step size).
     """
     n = x.shape[0]
     device = x.device
+    linf = norm == "linf"
 
-    def feasible(v, center):
+    def box(center):
+        """The L-inf ball around ``center`` intersected with the clip box."""
+        return (clip_to_box(center - eps, clip_min, clip_max),
+                clip_to_box(center + eps, clip_min, clip_max))
+
+    def feasible(v, center):  # L2: project onto the ball, then into the box
         return clip_to_box(center + project(v - center, eps, norm), clip_min, clip_max)
 
     def loss_and_grad(xa, ys, ts):
         xa = xa.detach().requires_grad_(True)
+        if eot_iter == 1:
+            logits = model(xa)
+            value = loss_fn(logits, ys, ts)
+            (grad,) = torch.autograd.grad(value.sum(), xa)
+            return logits.detach(), value.detach().to(xa.dtype), grad
         grad = torch.zeros_like(xa)
         loss = torch.zeros(xa.shape[0], dtype=xa.dtype, device=device)
         for _ in range(eot_iter):
@@ -124,7 +158,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
             loss += value.detach().to(loss.dtype)
         return logits.detach(), loss / eot_iter, grad / eot_iter
 
-    # full-size outputs, written back when samples leave the batch and at the end
+    # full-size outputs, written when samples leave the batch and at the end
     out_best = x.clone()
     out_adv = x.clone()
     out_loss = torch.empty(n, dtype=x.dtype, device=device)
@@ -142,6 +176,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
     # working state of the samples still in the batch
     idx = torch.arange(n, device=device)
     xc, yc, tc = x, y, target
+    lower, upper = box(x) if linf else (None, None)
     x_best, loss_best, grad_best = x_adv.clone(), loss.clone(), grad.clone()
     fooled = logits.argmax(dim=1) != y
     x_found = x_adv.clone()
@@ -152,40 +187,55 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
     n_success = torch.zeros(n, dtype=torch.long, device=device)
     loss_best_last = loss_best.clone()
     reduced_last = torch.zeros(n, dtype=torch.bool, device=device)
-    checkpoints = apgd_checkpoints(n_iter)
+    checkpoints = set(apgd_checkpoints(n_iter))
+    eager_drop = device.type == "cpu"
     last_check = 0
 
-    def write_back():
-        out_best[idx] = x_best
-        out_loss[idx] = loss_best
-        out_fooled[idx] = fooled
-        out_adv[idx] = torch.where(_per_sample(fooled, x_best), x_found, x_best)
-        out_step[idx] = step.reshape(-1)
+    def write_back(sel=None):
+        """Write the state of the samples ``sel`` (default: all) to the outputs."""
+        if sel is None:
+            rows, xb, lb, fo, xf, st = idx, x_best, loss_best, fooled, x_found, step
+        else:
+            rows, xb, lb, fo, xf, st = (idx[sel], x_best[sel], loss_best[sel],
+                                        fooled[sel], x_found[sel], step[sel])
+        out_best[rows] = xb
+        out_loss[rows] = lb
+        out_fooled[rows] = fo
+        out_adv[rows] = torch.where(_per_sample(fo, xb), xf, xb)
+        out_step[rows] = st.reshape(-1)
 
     for k in range(n_iter):
         with torch.no_grad():
-            z = feasible(x_adv + ascent_step(grad, step, norm), xc)
-            if k > 0:  # the first step has no momentum
-                z = feasible(x_adv + _MOMENTUM * (z - x_adv)
-                             + (1 - _MOMENTUM) * (x_adv - x_prev), xc)
+            if linf:
+                z = torch.addcmul(x_adv, step, grad.sign()).clamp_(lower, upper)
+                if k > 0:  # the first step has no momentum
+                    # x_k + a (z - x_k) + (1 - a) (x_k - x_{k-1}), a = 0.75
+                    z = (z.mul_(_MOMENTUM).add_(x_adv, alpha=2 * (1 - _MOMENTUM))
+                         .add_(x_prev, alpha=_MOMENTUM - 1).clamp_(lower, upper))
+            else:
+                z = feasible(x_adv + ascent_step(grad, step, norm), xc)
+                if k > 0:
+                    z = feasible(x_adv + _MOMENTUM * (z - x_adv)
+                                 + (1 - _MOMENTUM) * (x_adv - x_prev), xc)
             x_prev, x_adv = x_adv, z
         logits, loss, grad = loss_and_grad(x_adv, yc, tc)
         with torch.no_grad():
             wrong = logits.argmax(dim=1) != yc
             new_found = wrong & (loss > loss_found)
-            x_found[new_found] = x_adv[new_found]
+            x_found = _take_rows(new_found, x_adv, x_found)
             loss_found = torch.where(new_found, loss, loss_found)
             fooled |= wrong
-            n_success += (loss > loss_prev).long()
+            n_success += loss > loss_prev
             loss_prev = loss
             improved = loss > loss_best
-            x_best[improved] = x_adv[improved]
-            grad_best[improved] = grad[improved]
+            x_best = _take_rows(improved, x_adv, x_best)
+            grad_best = _take_rows(improved, grad, grad_best)
             loss_best = torch.where(improved, loss, loss_best)
             if trace is not None:
                 trace.append((x_adv.clone(), step.reshape(-1).clone()))
 
-            if k + 1 in checkpoints:
+            at_checkpoint = k + 1 in checkpoints
+            if at_checkpoint:
                 h = k + 1 - last_check
                 last_check = k + 1
                 # (a) too few steps increased the loss, or (b) neither the step size
@@ -200,13 +250,18 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
                 reduced_last = halve
                 loss_best_last = loss_best.clone()
                 n_success.zero_()
-                if fooled.any():  # drop finished samples from the batch
-                    write_back()
+            if at_checkpoint or eager_drop:
+                n_fooled = int(fooled.sum())
+                if n_fooled and (at_checkpoint
+                                 or n_fooled >= _DROP_FRACTION * fooled.numel()):
+                    write_back(fooled)  # drop finished samples from the batch
                     keep = ~fooled
-                    if not keep.any():
+                    if n_fooled == fooled.numel():
                         break
                     idx, xc, yc = idx[keep], xc[keep], yc[keep]
                     tc = None if tc is None else tc[keep]
+                    if linf:
+                        lower, upper = lower[keep], upper[keep]
                     (x_adv, x_prev, grad, x_best, grad_best, x_found, step) = (
                         t[keep] for t in (x_adv, x_prev, grad, x_best, grad_best,
                                           x_found, step))
@@ -332,9 +387,11 @@ class APGD(_APGDBase):
     loss, or (b) its step size and best loss are both unchanged since the last
     checkpoint; halving restarts the sample from its best-loss point (momentum
     reset). Per sample, the attack returns the highest-loss misclassifying iterate
-    if one was ever found, else the highest-loss iterate. Samples already fooled
-    leave the batch at the next checkpoint, so a non-robust batch costs far fewer
-    than ``n_iter`` full gradient evaluations.
+    found before the sample left the batch if there is one, else the highest-loss
+    iterate. Samples already fooled leave the batch at the next checkpoint (on CPU
+    as soon as they are an eighth of the batch), so a non-robust batch costs far
+    fewer than ``n_iter`` full gradient evaluations; the others' iterates are
+    unaffected.
 
     With ``return_info=True`` the info dict holds ``"fooled"`` (a misclassifying
     point was found) and ``"step_size"`` (the final step size of each sample).

@@ -71,7 +71,7 @@ def _predict(model, x, batch_size=1024):
     return scores.argmax(dim=1)
 
 
-def cascade(attacks, model, X, y, *, return_info=False):
+def cascade(attacks, model, X, y, *, return_info=False, check_input=True):
     """Run attacks as a worst-case cascade and return the robust mask.
 
     The points the model classifies correctly are attacked by the first attack;
@@ -96,6 +96,11 @@ def cascade(attacks, model, X, y, *, return_info=False):
         Also return a dict of per-sample tensors: ``"clean_correct"`` and
         ``"fooled_by"`` (index in ``attacks`` of the attack that fooled the point,
         -1 where the point was misclassified from the start or never fooled).
+    check_input : bool, default=True
+        Let the attacks of this library validate the points they are given.
+        ``False`` skips that (for callers that validated ``X`` against the
+        attacks' clip box already, as :class:`AutoAttack` does); other objects
+        with a ``perturb`` method are always called without it.
 
     Returns
     -------
@@ -140,8 +145,11 @@ def cascade(attacks, model, X, y, *, return_info=False):
             idx = robust.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            adv = as_tensor(attack.perturb(model, x[idx], y[idx]), device=x.device,
-                            dtype=x.dtype)
+            if check_input or not isinstance(attack, BaseAttack):
+                adv = attack.perturb(model, x[idx], y[idx])
+            else:
+                adv = attack.perturb(model, x[idx], y[idx], check_input=False)
+            adv = as_tensor(adv, device=x.device, dtype=x.dtype)
             still = _predict(model, adv) == y[idx]
             x_adv[idx] = adv
             robust[idx[~still]] = False
@@ -275,7 +283,14 @@ class AutoAttack(BaseAttack):
             m.set_params(**{k: v for k, v in threat.items() if k in names})
         return members
 
-    def _perturb(self, model, x, y, generator, return_info):
+    def _prepared_members(self, model, x, generator):
+        """The members, seeded from ``generator``, ready to run on ``model``.
+
+        Members without a ``random_state`` get one drawn from ``generator``, and the
+        DLR loss becomes the CW margin for fewer than 3 classes. Running them as a
+        cascade is this ensemble; :func:`~sklearn_robust.metrics.robust_correct`
+        runs them over a whole data set, member by member.
+        """
         members = self._members()
         with torch.no_grad():
             out = model(x[:1])
@@ -288,13 +303,19 @@ class AutoAttack(BaseAttack):
                 m.set_params(random_state=int(seed))
             if n_classes < 3 and params.get("loss") == "dlr":
                 m.set_params(loss="cw")
-        x_adv, robust, info = cascade(members, model, x, y, return_info=True)
+        return members
+
+    def _perturb(self, model, x, y, generator, return_info):
+        members = self._prepared_members(model, x, generator)
+        # x and y were validated against the members' threat model by perturb
+        x_adv, robust, info = cascade(members, model, x, y, return_info=True,
+                                      check_input=False)
         info["robust"] = robust
         self._check_black_box_success(members, info["fooled_by"])
         return x_adv, (info if return_info else {})
 
     @staticmethod
-    def _check_black_box_success(members, fooled_by):
+    def _check_black_box_success(members, fooled_by, stacklevel=4):
         """Warn when Square fooled points that every earlier gradient attack missed."""
         for i, m in enumerate(members):
             if not isinstance(m, Square) or not any(
@@ -306,7 +327,8 @@ class AutoAttack(BaseAttack):
                     f"The black-box Square attack fooled {n} point(s) that the "
                     "gradient-based attacks before it missed: the model may mask its "
                     "gradients, and robustness measured by gradient attacks alone "
-                    "would be overstated.", GradientMaskingWarning, stacklevel=4)
+                    "would be overstated.", GradientMaskingWarning,
+                    stacklevel=stacklevel)
 
     def _trivial_info(self, model, x, y, return_info):
         if not return_info:

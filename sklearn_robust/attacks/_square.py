@@ -242,7 +242,11 @@ class Square(BaseAttack):
 
     # ------------------------------------------------------------------- runs
     def _search(self, scores, x, y, x_init, propose):
-        """Random search from ``x_init``; a sample leaves once misclassified."""
+        """Random search from ``x_init``; a sample leaves once misclassified.
+
+        ``propose(i, xc, xb)`` returns the dense candidate batch of iteration ``i``
+        (the L2 proposals, which rescale the whole perturbation).
+        """
         s = scores(x_init)
         margin, fooled = _margin(s, y), s.argmax(dim=1) != y
         out_x, out_margin, out_fooled = x_init.clone(), margin.clone(), fooled.clone()
@@ -274,25 +278,97 @@ class Square(BaseAttack):
         return out_x, out_margin, out_fooled, out_queries
 
     def _run_linf(self, scores, x, y, generator):
+        """L-inf search; each candidate differs from the best point in one window.
+
+        The candidate sets the window of every channel to one vertex of the ball,
+        ``clip(x + eps)`` or ``clip(x - eps)``, so only the window's entries are
+        written (flat indices into the batch) instead of building dense masks and
+        candidates: the per-query cost beyond the model's forward pass does not
+        grow with the input size.
+        """
         n, c, h, w = x.shape
         eps = float(self.eps)
         lo, hi = self.clip_min, self.clip_max
+        device = x.device
         # vertical stripes: one random sign per channel and column
         stripes = _signs(self._uniform((n, c, 1, w), generator, x), x.dtype)
         x_init = clip_to_box(x + eps * stripes, lo, hi)
 
-        def propose(i, xc, xb):
-            m = xc.shape[0]
+        s = scores(x_init)
+        margin, fooled = _margin(s, y), s.argmax(dim=1) != y
+        out_x, out_margin, out_fooled = x_init.clone(), margin.clone(), fooled.clone()
+        out_queries = torch.ones(n, dtype=torch.long, device=device)
+        idx = (~fooled).nonzero().squeeze(1)
+        # working set: the samples not yet misclassified
+        yc, mb = y[idx], margin[idx]
+        y_col = yc[:, None]
+        xb = x_init[idx].contiguous()  # best point so far
+        query = xb.clone()  # equals xb outside the window being tried
+        high = clip_to_box(x[idx] + eps, lo, hi).contiguous()
+        low = clip_to_box(x[idx] - eps, lo, hi).contiguous()
+        m = idx.numel()
+        # flat index of entry (sample, channel, 0, 0) of the working set
+        base = (torch.arange(m, device=device) * (c * h * w))[:, None, None, None] + (
+            torch.arange(c, device=device) * (h * w))[None, :, None, None]
+        strides = torch.tensor([w, 1], device=device)
+        geometry = {}  # (sh, sw) -> window offsets, number and last of positions
+        size = cells = None  # cells: flat indices of the windows at corner (0, 0)
+        n_iter = 0
+        for i in range(self.n_queries - 1):
+            if m == 0:
+                break
+            n_iter = i + 1
             p = _p_selection(self.p_init, i, self.n_queries, self.rescale_schedule)
-            sh, sw = _window(p, h, w)
+            new_size = _window(p, h, w)
+            if new_size not in geometry:
+                sh, sw = new_size
+                offsets = (torch.arange(sh, device=device)[:, None] * w
+                           + torch.arange(sw, device=device)[None, :])
+                n_pos = torch.tensor([h - sh + 1, w - sw + 1], dtype=torch.float32,
+                                     device=device)
+                last = torch.tensor([h - sh, w - sw], device=device)
+                geometry[new_size] = (offsets, n_pos, last)
+            if new_size != size or cells is None or cells.shape[0] != m:
+                size = new_size
+                offsets, n_pos, last = geometry[size]
+                cells = base[:m] + offsets
             u = self._uniform((m, 2 + c), generator, x)
-            mask = _window_mask(_positions(u[:, 0], sh, h), _positions(u[:, 1], sw, w),
-                                sh, sw, h, w)
-            vertex = clip_to_box(xc + eps * _signs(u[:, 2:], x.dtype)[:, :, None, None],
-                                 lo, hi)
-            return torch.where(mask, vertex, xb)
-
-        return self._search(scores, x, y, x_init, propose)
+            # window corner per sample (as _positions), then its flat indices
+            if h == 1:  # 1-D signals: only the column varies
+                start = torch.minimum((u[:, 1] * n_pos[1]).long(), last[1])
+            else:
+                start = (torch.minimum((u[:, :2] * n_pos).long(), last)
+                         * strides).sum(dim=1)
+            lin = cells + start[:, None, None, None]
+            vals = torch.where((u[:, 2:] >= 0.5)[:, :, None, None], high.take(lin),
+                               low.take(lin))
+            old = xb.take(lin)
+            query.put_(lin, vals)
+            s = scores(query)
+            true = s.gather(1, y_col).squeeze(1)
+            new_margin = true - s.scatter(1, y_col, float("-inf")).amax(dim=1)
+            new_fooled = s.argmax(dim=1) != yc
+            better = (new_margin < mb) | new_fooled
+            kept = torch.where(better[:, None, None, None], vals, old)
+            xb.put_(lin, kept)
+            query.put_(lin, kept)
+            mb = torch.where(better, new_margin, mb)
+            if new_fooled.any():  # finished: write back, shrink the working set
+                done = idx[new_fooled]
+                out_x[done] = xb[new_fooled]
+                out_margin[done] = new_margin[new_fooled]
+                out_fooled[done] = True
+                out_queries[done] = i + 2
+                keep = ~new_fooled
+                idx, yc, mb, xb, high, low = (t[keep] for t in (idx, yc, mb, xb, high,
+                                                               low))
+                y_col = yc[:, None]
+                query = xb.clone()
+                m = idx.numel()
+        out_x[idx] = xb
+        out_margin[idx] = mb
+        out_queries[idx] = n_iter + 1
+        return out_x, out_margin, out_fooled, out_queries
 
     def _run_l2(self, scores, x, y, generator):
         n, c, h, w = x.shape

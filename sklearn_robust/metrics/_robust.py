@@ -12,8 +12,9 @@ from sklearn.base import clone
 from ..attacks import PGD, AutoAttack
 from ..attacks._base import BaseAttack
 from ..exceptions import BlackBoxAttackWarning
-from ..utils._torch import eval_mode
-from ..utils._validation import check_clip_box, check_eps, check_norm
+from ..utils._torch import eval_mode, make_generator
+from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
+                                 check_in_box, check_norm)
 from ..utils._views import get_score_view, get_torch_view
 
 __all__ = ["RobustScorer", "make_robust_scorer", "robust_accuracy_score",
@@ -85,13 +86,39 @@ def _black_box_attacks(estimator, attacks, requested, reason, threat):
     return _resolve_attacks(Square(n_queries=queries), **threat)
 
 
+def _expand(attacks, view, x_probe):
+    """The cascade's steps: the attacks, an :class:`AutoAttack` replaced by its members.
+
+    A cascade of the members over the whole data set is the ensemble's own cascade
+    (each member sees the points still robust), but batches are refilled after
+    each member, as in AutoAttack's own evaluation loop: the expensive late members
+    run on fewer, fuller batches. Members are seeded as the ensemble seeds them.
+    Also returns ``(members, first_step)`` per ensemble, for its gradient-masking
+    check.
+    """
+    steps, ensembles = [], []
+    for atk in attacks:
+        if isinstance(atk, AutoAttack) and atk.eps != 0:
+            atk._check_params()
+            generator = make_generator(atk.random_state, x_probe.device)
+            with eval_mode(view):
+                members = atk._prepared_members(view, x_probe, generator)
+            ensembles.append((members, len(steps)))
+            steps.extend(members)
+        else:
+            steps.append(atk)
+    return steps, ensembles
+
+
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                    clip_max=1.0, batch_size=256, random_state=0):
     """Per-sample robustness: True where the prediction is right under every attack.
 
     Attacks run as a cascade: each one only sees the points still classified
-    correctly, so the result is the worst case per sample over all attacks.
-    Parameters are those of :func:`robust_accuracy_score`.
+    correctly, so the result is the worst case per sample over all attacks. The
+    members of an :class:`~sklearn_robust.attacks.AutoAttack` are cascade steps of
+    their own. Each step attacks the points still robust in batches of at most
+    ``batch_size``. Parameters are those of :func:`robust_accuracy_score`.
 
     Returns
     -------
@@ -114,26 +141,46 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     if X.ndim < 2 or len(X) != len(y):
-        raise ValueError(f"X must have shape (n_samples, ...) matching y; got X of shape "
-                         f"{X.shape} and {len(y)} labels.")
+        raise ValueError(f"X must have shape (n_samples, ...) matching y; got X of "
+                         f"shape {X.shape} and {len(y)} labels.")
     codes = view.encode(y)
     device = view.device
-    out = np.zeros(len(X), dtype=bool)
+    x_all = torch.as_tensor(X)  # stays on the host; batches move to the device
+    t_all = torch.as_tensor(codes)
+    # validated once here; the attacks then skip their own checks
+    check_finite_tensor(x_all)
+    check_in_box(x_all, clip_min, clip_max)
+    n = len(X)
+    ok = torch.zeros(n, dtype=torch.bool)
+    if n == 0:
+        return ok.numpy()
+
+    def predict(x):
+        with torch.no_grad():
+            return view(x).argmax(dim=1)
+
     with eval_mode(view):
-        for start in range(0, len(X), batch_size):
-            x = torch.as_tensor(X[start:start + batch_size], device=device)
-            t = torch.as_tensor(codes[start:start + batch_size], device=device)
-            with torch.no_grad():
-                ok = view(x).argmax(dim=1) == t
-            for atk in attacks:
-                idx = ok.nonzero().squeeze(1)
-                if idx.numel() == 0:
-                    break
-                x_adv = atk.perturb(view, x[idx], t[idx])
-                with torch.no_grad():
-                    ok[idx] = view(x_adv).argmax(dim=1) == t[idx]
-            out[start:start + batch_size] = ok.cpu().numpy()
-    return out
+        for start in range(0, n, batch_size):
+            x = x_all[start:start + batch_size].to(device)
+            t = t_all[start:start + batch_size].to(device)
+            ok[start:start + batch_size] = (predict(x) == t).cpu()
+        steps, ensembles = _expand(attacks, view, x_all[:1].to(device))
+        fooled_by = torch.full((n,), -1, dtype=torch.long)
+        for i, atk in enumerate(steps):
+            idx = ok.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            for rows in idx.split(batch_size):
+                x = x_all[rows].to(device)
+                t = t_all[rows].to(device)
+                x_adv = atk.perturb(view, x, t, check_input=False)
+                fooled = (predict(x_adv) != t).cpu()
+                ok[rows[fooled]] = False
+                fooled_by[rows[fooled]] = i
+    for members, first in ensembles:
+        AutoAttack._check_black_box_success(
+            members, fooled_by - first, stacklevel=4)
+    return ok.numpy()
 
 
 def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
@@ -169,7 +216,8 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     clip_min, clip_max : float or None, default=0.0, 1.0
         Pixel box; ``None`` leaves a side open.
     batch_size : int, default=256
-        Samples attacked at once.
+        Samples attacked at once. Each attack (each member of an AutoAttack
+        ensemble) attacks the points still robust, in full batches.
     sample_weight : array-like of shape (n_samples,), default=None
         Weights of the samples.
     random_state : int, RandomState instance or None, default=0

@@ -124,7 +124,8 @@ class LearnSetup:
             max_epochs=o["dr_epochs"], batch_size=128, lr=1e-3, train_split=None,
             verbose=0, iterator_train__shuffle=True, device=self.device,
             random_state=self.seed)
-        return cls(estimator=net, max_iter=o["dr_max_iter"],
+        # robust_eps is read only for a default network; set for the record
+        return cls(estimator=net, robust_eps=robust_eps, max_iter=o["dr_max_iter"],
                    step_size=o["dr_step_size"], device=self.device,
                    random_state=self.seed)
 
@@ -473,9 +474,9 @@ def main(argv=None):
     data = args.data
     eps = DEFAULT_EPS[data] if args.eps is None else args.eps
     learn_eps = eps if args.learn_eps is None else args.learn_eps
-    epochs = DEFAULT_EPOCHS[data] if args.epochs is None else args.epochs
-    cnn_epochs = DEFAULT_CNN_EPOCHS[data] if args.cnn_epochs is None else args.cnn_epochs
     pick = lambda value, default: default if value is None else value  # noqa: E731
+    epochs = pick(args.epochs, DEFAULT_EPOCHS[data])
+    cnn_epochs = pick(args.cnn_epochs, DEFAULT_CNN_EPOCHS[data])
     options = {
         "ntk_max_iter": pick(args.max_iter, args.ntk_max_iter), "ntk_lr": args.ntk_lr,
         "ntk_target_batch_size": args.ntk_target_batch_size,

@@ -67,15 +67,21 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
       score time test data pass straight through, so a robust scorer attacking the
       whole pipeline attacks the downstream model.
 
-    Subclasses implement ``_learn(X, y) -> (X_robust, y_robust)`` and
-    ``_is_same_size()`` (True when the learned set holds the input rows, in order,
-    with their labels).
+    Subclasses implement ``_learn(X, y) -> (X_robust, y_robust)`` (run with
+    autograd enabled), ``_is_same_size()`` (True when the learned set holds the
+    input rows, in order, with their labels) and, optionally, ``_check_params()``
+    (run before the data are validated).
     """
 
     # read by sklearn_robust.utils._views: the step is the identity at predict time
     _is_identity_at_transform = True
 
+    def _check_params(self):
+        """Validate the parameters (subclasses override); called before the data."""
+
     def _validate_fit(self, X, y):
+        # parameters first: a bad parameter is reported before a bad input
+        self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
         check_classification_targets(y)
         if len(np.unique(y)) < 2:
@@ -104,7 +110,9 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         """
         X, y = self._validate_fit(X, y)
         self.input_shape_ = tuple(X.shape[1:])
-        X_robust, y_robust = self._learn(X, y)
+        # learning needs autograd, even when fit runs under torch.no_grad
+        with torch.enable_grad():
+            X_robust, y_robust = self._learn(X, y)
         self.X_robust_ = np.asarray(X_robust, dtype=np.float32)
         self.y_robust_ = np.asarray(y_robust)
         return self
@@ -177,6 +185,8 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
+        # the learned set and the pass-through are float32 (the torch dtype)
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
 

@@ -341,8 +341,6 @@ class NTKRobustDistiller(BaseRobustDataset):
                          f"instance, got {self.kernel!r}.")
 
     def _validate_fit(self, X, y):
-        # parameters first: a bad parameter is reported before a bad input
-        self._check_params()
         X, y = super()._validate_fit(X, y)
         if self.n_support is not None and self.n_support > X.shape[0]:
             raise ValueError(f"n_support={self.n_support} is larger than the number "
@@ -351,11 +349,6 @@ class NTKRobustDistiller(BaseRobustDataset):
 
     def _is_same_size(self):
         return self.n_support is None and not self.learn_labels
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
     # ------------------------------------------------------------ learning
     def _initial_support(self, codes, n_classes, rng):
@@ -380,10 +373,6 @@ class NTKRobustDistiller(BaseRobustDataset):
         return np.sort(np.concatenate(rows))
 
     def _learn(self, X, y):
-        with torch.enable_grad():
-            return self._distil(X, y)
-
-    def _distil(self, X, y):
         kernel = self._check_params()
         self.kernel_ = kernel
         device = torch.device(self.device)

@@ -327,19 +327,8 @@ torch.nn.Module, default=None
         _check_int(self.verbose, "verbose", low=0)
         _check_device(self.device)
 
-    def _validate_fit(self, X, y):
-        # parameters first: a bad parameter is reported before a bad input
-        self._check_params()
-        return super()._validate_fit(X, y)
-
     def _is_same_size(self):
         return True
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # the synthesised set and the pass-through are float32 (the torch dtype)
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
     # ------------------------------------------------------------ the network
     def _default_estimator(self):
@@ -384,12 +373,6 @@ torch.nn.Module, default=None
                 UserWarning, stacklevel=5)
 
     # --------------------------------------------------------------- learning
-    def _learn(self, X, y):
-        # the synthesis and the network's training need autograd, even when fit
-        # runs under no_grad
-        with torch.enable_grad():
-            return self._synthesise(X, y)
-
     def _starts(self, X, rng):
         """The start images ``x_0`` (float32, in the box) and their row indices."""
         n = len(X)
@@ -408,7 +391,7 @@ torch.nn.Module, default=None
             x0 = np.clip(0.5 * (lo + hi) + (hi - lo) / 20 * noise, lo, hi)
         return x0.astype(np.float32), None
 
-    def _synthesise(self, X, y):
+    def _learn(self, X, y):
         self._check_params()
         device = torch.device(self.device)
         self.classes_ = np.unique(y)

@@ -345,26 +345,10 @@ default=None
         _check_device(self.device)
         return _module_specs(self.module)
 
-    def _validate_fit(self, X, y):
-        # parameters first: a bad parameter is reported before a bad input
-        self._check_params()
-        return super()._validate_fit(X, y)
-
     def _is_same_size(self):
         return True
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # the learned set and the pass-through are float32 (the torch dtype)
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
-
     def _learn(self, X, y):
-        # the inner and outer levels need autograd, even when fit runs under no_grad
-        with torch.enable_grad():
-            return self._learn_dataset(X, y)
-
-    def _learn_dataset(self, X, y):
         specs = self._check_params()
         device = torch.device(self.device)
         self.classes_, codes = np.unique(y, return_inverse=True)

@@ -60,9 +60,10 @@ AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
                        "fast": _fast}
 
 
-def _predict(model, x, batch_size=1024):
+def _predict(model, x, batch_size=1024, device=None):
     with torch.no_grad():
-        out = [model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        out = [model(x[i:i + batch_size].to(device or x.device))
+               for i in range(0, x.shape[0], batch_size)]
     out = [o if isinstance(o, torch.Tensor) else torch.as_tensor(np.asarray(o))
            for o in out]
     scores = torch.cat(out).to(x.device)
@@ -71,7 +72,8 @@ def _predict(model, x, batch_size=1024):
     return scores.argmax(dim=1)
 
 
-def cascade(attacks, model, X, y, *, return_info=False, check_input=True):
+def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
+            batch_size=None, device=None):
     """Run attacks as a worst-case cascade and return the robust mask.
 
     The points the model classifies correctly are attacked by the first attack;
@@ -101,6 +103,13 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True):
         ``False`` skips that (for callers that validated ``X`` against the
         attacks' clip box already, as :class:`AutoAttack` does); other objects
         with a ``perturb`` method are always called without it.
+    batch_size : int or None, default=None
+        Each attack attacks the points still robust in batches of at most this
+        many (refilled after every attack, as AutoAttack's own evaluation loop);
+        None: all at once.
+    device : torch.device or None, default=None
+        Where the batches are attacked (``X`` may stay on the host); None: the
+        device of ``X``.
 
     Returns
     -------
@@ -138,22 +147,26 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True):
             raise TypeError(f"Every attack needs a perturb method; got {a!r}.")
     x_adv = x.clone()
     fooled_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    device = x.device if device is None else torch.device(device)
     with eval_mode(model):
-        robust = _predict(model, x) == y if x.shape[0] else y.bool()
+        robust = (_predict(model, x, device=device).to(x.device) == y
+                  if x.shape[0] else y.bool())
         clean_correct = robust.clone()
         for i, attack in enumerate(attacks):
             idx = robust.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            if check_input or not isinstance(attack, BaseAttack):
-                adv = attack.perturb(model, x[idx], y[idx])
-            else:
-                adv = attack.perturb(model, x[idx], y[idx], check_input=False)
-            adv = as_tensor(adv, device=x.device, dtype=x.dtype)
-            still = _predict(model, adv) == y[idx]
-            x_adv[idx] = adv
-            robust[idx[~still]] = False
-            fooled_by[idx[~still]] = i
+            for rows in idx.split(batch_size or idx.numel()):
+                xb, yb = x[rows].to(device), y[rows].to(device)
+                if check_input or not isinstance(attack, BaseAttack):
+                    adv = attack.perturb(model, xb, yb)
+                else:
+                    adv = attack.perturb(model, xb, yb, check_input=False)
+                adv = as_tensor(adv, device=device, dtype=x.dtype)
+                fooled = (_predict(model, adv) != yb).to(x.device)
+                x_adv[rows] = adv.to(x.device)
+                robust[rows[fooled]] = False
+                fooled_by[rows[fooled]] = i
     if from_numpy:
         x_adv, robust = x_adv.cpu().numpy(), robust.cpu().numpy()
     if return_info:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from ..attacks import PGD, AutoAttack
+from ..attacks import PGD, AutoAttack, cascade
 from ..attacks._base import BaseAttack
 from ..exceptions import BlackBoxAttackWarning
 from ..utils._torch import eval_mode, make_generator
@@ -150,36 +150,15 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     # validated once here; the attacks then skip their own checks
     check_finite_tensor(x_all)
     check_in_box(x_all, clip_min, clip_max)
-    n = len(X)
-    ok = torch.zeros(n, dtype=torch.bool)
-    if n == 0:
-        return ok.numpy()
-
-    def predict(x):
-        with torch.no_grad():
-            return view(x).argmax(dim=1)
-
+    if len(X) == 0:
+        return np.zeros(0, dtype=bool)
     with eval_mode(view):
-        for start in range(0, n, batch_size):
-            x = x_all[start:start + batch_size].to(device)
-            t = t_all[start:start + batch_size].to(device)
-            ok[start:start + batch_size] = (predict(x) == t).cpu()
         steps, ensembles = _expand(attacks, view, x_all[:1].to(device))
-        fooled_by = torch.full((n,), -1, dtype=torch.long)
-        for i, atk in enumerate(steps):
-            idx = ok.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            for rows in idx.split(batch_size):
-                x = x_all[rows].to(device)
-                t = t_all[rows].to(device)
-                x_adv = atk.perturb(view, x, t, check_input=False)
-                fooled = (predict(x_adv) != t).cpu()
-                ok[rows[fooled]] = False
-                fooled_by[rows[fooled]] = i
+        _, ok, info = cascade(steps, view, x_all, t_all, return_info=True,
+                              check_input=False, batch_size=batch_size, device=device)
     for members, first in ensembles:
         AutoAttack._check_black_box_success(
-            members, fooled_by - first, stacklevel=4)
+            members, info["fooled_by"] - first, stacklevel=4)
     return ok.numpy()
 
 

@@ -468,7 +468,8 @@ class GAIRATClassifier(BaseAdversarialClassifier):
 
         ``kappa`` is the attack's ``info["n_correct_steps"]``.
         """
-        X_adv, info = self.attack_.perturb(self.module_, X, y, return_info=True)
+        X_adv, info = self.attack_.perturb(self.module_, X, y, return_info=True,
+                                           check_input=False)
         kappa = info.get("n_correct_steps")
         if kappa is None:
             raise TypeError(
@@ -806,7 +807,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
             w = torch.ones(n, dtype=torch.float64)
         else:
             w = log_w.exp()
-            X_cw = self.cw_attack_.perturb(self.module_, X, y)
+            X_cw = self.cw_attack_.perturb(self.module_, X, y, check_input=False)
             logits_cw = self.infer(X_cw, **fit_params)
             wt = w.to(robust.device, robust.dtype)
             robust = wt * robust + (1 - wt) * kl_loss(logits_cw, y, logits)

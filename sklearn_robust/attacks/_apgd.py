@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from ..utils._torch import eval_mode
+from ..utils._torch import eval_mode, per_sample
 from ._base import BaseAttack
 from ._losses import get_loss
 from ._pgd import PGD, _check_positive_int, pgd_run
@@ -75,10 +75,6 @@ def targeted_dlr_loss(logits, y, target):
     return -(z_y - z_t) / (denom + 1e-12)
 
 
-def _per_sample(v, like):
-    return v.reshape((-1,) + (1,) * (like.ndim - 1))
-
-
 def _take_rows(mask, src, dst):
     """``dst`` with the rows where ``mask`` is True taken from ``src``.
 
@@ -91,7 +87,7 @@ def _take_rows(mask, src, dst):
         if rows.numel():
             dst.index_copy_(0, rows, src.index_select(0, rows))
         return dst
-    return torch.where(_per_sample(mask, dst), src, dst)
+    return torch.where(per_sample(mask, dst), src, dst)
 
 
 #: On CPU, fooled samples leave the batch as soon as they are at least this
@@ -181,7 +177,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
     fooled = logits.argmax(dim=1) != y
     x_found = x_adv.clone()
     loss_found = torch.where(fooled, loss, torch.full_like(loss, float("-inf")))
-    step = _per_sample(torch.full((n,), 2.0 * eps, dtype=x.dtype, device=device), x)
+    step = per_sample(torch.full((n,), 2.0 * eps, dtype=x.dtype, device=device), x)
     x_prev = x_adv.clone()
     loss_prev = loss.clone()
     n_success = torch.zeros(n, dtype=torch.long, device=device)
@@ -201,7 +197,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
         out_best[rows] = xb
         out_loss[rows] = lb
         out_fooled[rows] = fo
-        out_adv[rows] = torch.where(_per_sample(fo, xb), xf, xb)
+        out_adv[rows] = torch.where(per_sample(fo, xb), xf, xb)
         out_step[rows] = st.reshape(-1)
 
     for k in range(n_iter):
@@ -242,7 +238,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
                 # nor the best loss changed since the last checkpoint
                 halve = (n_success < rho * h) | (~reduced_last
                                                  & (loss_best <= loss_best_last))
-                step = torch.where(_per_sample(halve, step), step / 2, step)
+                step = torch.where(per_sample(halve, step), step / 2, step)
                 x_adv[halve] = x_best[halve]
                 x_prev[halve] = x_best[halve]  # restart without momentum
                 grad[halve] = grad_best[halve]

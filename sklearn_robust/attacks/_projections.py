@@ -4,21 +4,11 @@
 
 import torch
 
+from ..utils._torch import flat_norm, per_sample
+
 __all__ = ["flat_norm", "project", "ascent_step", "random_init", "clip_to_box"]
 
 _TINY = 1e-12
-
-
-def flat_norm(t, norm):
-    """Per-sample norm of ``t`` over all but the first dimension."""
-    flat = t.reshape(t.shape[0], -1)
-    if norm == "linf":
-        return flat.abs().amax(dim=1)
-    return flat.norm(p=2, dim=1)
-
-
-def _per_sample(v, like):
-    return v.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 def project(delta, eps, norm):
@@ -26,14 +16,14 @@ def project(delta, eps, norm):
     if norm == "linf":
         return delta.clamp(-eps, eps)
     scale = (eps / (flat_norm(delta, "l2") + _TINY)).clamp(max=1.0)
-    return delta * _per_sample(scale, delta)
+    return delta * per_sample(scale, delta)
 
 
 def ascent_step(grad, step_size, norm):
     """Steepest-ascent direction for ``norm`` scaled by ``step_size``."""
     if norm == "linf":
         return step_size * grad.sign()
-    return step_size * grad / _per_sample(flat_norm(grad, "l2") + _TINY, grad)
+    return step_size * grad / per_sample(flat_norm(grad, "l2") + _TINY, grad)
 
 
 def random_init(x, eps, norm, generator, kind="uniform"):
@@ -50,10 +40,10 @@ def random_init(x, eps, norm, generator, kind="uniform"):
         return (2 * u - 1) * eps
     direction = torch.randn(x.shape, generator=generator, device=x.device,
                             dtype=x.dtype)
-    direction = direction / _per_sample(flat_norm(direction, "l2") + _TINY, x)
+    direction = direction / per_sample(flat_norm(direction, "l2") + _TINY, x)
     d = x[0].numel()
     r = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-    return direction * _per_sample(eps * r ** (1.0 / d), x)
+    return direction * per_sample(eps * r ** (1.0 / d), x)
 
 
 def clip_to_box(x_adv, clip_min, clip_max):
@@ -61,3 +51,4 @@ def clip_to_box(x_adv, clip_min, clip_max):
     if clip_min is None and clip_max is None:
         return x_adv
     return x_adv.clamp(min=clip_min, max=clip_max)
+

@@ -1,4 +1,4 @@
-"""Small torch helpers: mode switching, local RNG, tensor conversion."""
+"""Small torch helpers: mode switching, local RNG, tensors and per-sample norms."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -10,7 +10,7 @@ import torch
 from sklearn.utils import check_random_state
 
 __all__ = ["eval_mode", "make_generator", "as_tensor", "seed_from_random_state",
-           "fork_rng"]
+           "fork_rng", "flat_norm", "per_sample"]
 
 
 @contextlib.contextmanager
@@ -90,3 +90,16 @@ def module_device(module, default="cpu"):
         for t in module.buffers():
             return t.device
     return torch.device(default)
+
+
+def flat_norm(t, norm):
+    """Per-sample ``"linf"`` or ``"l2"`` norm of ``t`` over all but its first axis."""
+    flat = t.reshape(t.shape[0], -1)
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    return flat.norm(p=2, dim=1)
+
+
+def per_sample(v, like):
+    """The 1-D per-sample tensor ``v`` reshaped to broadcast against ``like``."""
+    return v.reshape((-1,) + (1,) * (like.ndim - 1))

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from ..attacks._projections import flat_norm
 from ..exceptions import NotLogitsWarning
+from ._torch import flat_norm
 
 __all__ = ["attack_checks"]
 

@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from ..utils._torch import eval_mode, per_sample
+from ..utils._torch import per_sample
 from ._base import BaseAttack
 from ._losses import get_loss
 from ._pgd import PGD, _check_positive_int, pgd_run
@@ -321,13 +321,9 @@ class _APGDBase(BaseAttack):
             return {}
         return {"fooled": state[1].clone(), "step_size": state[3].clone()}
 
-    def _trivial_info(self, model, x, y, return_info):
-        if not return_info:
-            return {}
-        with torch.no_grad(), eval_mode(model):
-            wrong = model(x).argmax(dim=1) != y if x.shape[0] else y.bool()
-        return {"fooled": wrong, "step_size": torch.zeros(x.shape[0], dtype=x.dtype,
-                                                          device=x.device)}
+    def _unchanged_info(self, correct, x, y):
+        return {"fooled": ~correct,
+                "step_size": torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)}
 
 
 class APGD(_APGDBase):

@@ -13,12 +13,30 @@ from ..utils._torch import as_tensor, eval_mode, make_generator
 from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
                                  check_in_box, check_norm)
 
-__all__ = ["BaseAttack", "is_attack"]
+__all__ = ["BaseAttack", "is_attack", "predict_labels"]
 
 
 def is_attack(obj):
     """True if ``obj`` follows the attack contract (has ``perturb``)."""
     return callable(getattr(obj, "perturb", None))
+
+
+def predict_labels(model, x, batch_size=1024, device=None):
+    """Predicted class indices of ``model`` on ``x``, in batches, without gradients.
+
+    ``model`` may return logits, a 1-D binary decision function or a NumPy array;
+    batches are evaluated on ``device`` (default: that of ``x``) and the labels
+    come back to the device of ``x``.
+    """
+    with torch.no_grad():
+        out = [model(x[i:i + batch_size].to(device or x.device))
+               for i in range(0, x.shape[0], batch_size)]
+    out = [o if isinstance(o, torch.Tensor) else torch.as_tensor(np.asarray(o))
+           for o in out]
+    scores = torch.cat(out).to(x.device)
+    if scores.ndim == 1:  # binary decision function
+        return (scores > 0).long()
+    return scores.argmax(dim=1)
 
 
 def _looks_like_probabilities(logits):
@@ -126,7 +144,19 @@ class BaseAttack(BaseEstimator):
         return (x_adv, info) if return_info else x_adv
 
     def _trivial_info(self, model, x, y, return_info):
-        """Info for an attack that leaves ``x`` unchanged."""
+        """Info for an attack that leaves ``x`` unchanged (``eps=0`` or no samples).
+
+        Built by :meth:`_unchanged_info` from where the model classifies ``x``
+        correctly.
+        """
+        if not return_info:
+            return {}
+        with eval_mode(model):
+            correct = predict_labels(model, x) == y if x.shape[0] else y.bool()
+        return self._unchanged_info(correct, x, y)
+
+    def _unchanged_info(self, correct, x, y):
+        """The info dict of an unchanged batch; ``correct``: clean correctness."""
         return {}
 
     @staticmethod

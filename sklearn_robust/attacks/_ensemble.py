@@ -11,7 +11,7 @@ from sklearn.base import clone
 from ..exceptions import GradientMaskingWarning
 from ..utils._torch import as_tensor, eval_mode
 from ._apgd import APGD, APGDT, LogitScaledPGD
-from ._base import BaseAttack, is_attack
+from ._base import BaseAttack, is_attack, predict_labels
 from ._square import Square
 
 __all__ = ["AutoAttack", "cascade", "AUTOATTACK_VERSIONS", "ATTACK_NAMES"]
@@ -58,18 +58,6 @@ def _fast():
 #: Attack lists of the ``version`` presets of :class:`AutoAttack`.
 AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
                        "fast": _fast}
-
-
-def _predict(model, x, batch_size=1024, device=None):
-    with torch.no_grad():
-        out = [model(x[i:i + batch_size].to(device or x.device))
-               for i in range(0, x.shape[0], batch_size)]
-    out = [o if isinstance(o, torch.Tensor) else torch.as_tensor(np.asarray(o))
-           for o in out]
-    scores = torch.cat(out).to(x.device)
-    if scores.ndim == 1:  # binary decision function
-        return (scores > 0).long()
-    return scores.argmax(dim=1)
 
 
 def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
@@ -149,7 +137,7 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     fooled_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     device = x.device if device is None else torch.device(device)
     with eval_mode(model):
-        robust = (_predict(model, x, device=device).to(x.device) == y
+        robust = (predict_labels(model, x, device=device).to(x.device) == y
                   if x.shape[0] else y.bool())
         clean_correct = robust.clone()
         for i, attack in enumerate(attacks):
@@ -163,7 +151,7 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
                 else:
                     adv = attack.perturb(model, xb, yb, check_input=False)
                 adv = as_tensor(adv, device=device, dtype=x.dtype)
-                fooled = (_predict(model, adv) != yb).to(x.device)
+                fooled = (predict_labels(model, adv) != yb).to(x.device)
                 x_adv[rows] = adv.to(x.device)
                 robust[rows[fooled]] = False
                 fooled_by[rows[fooled]] = i
@@ -343,10 +331,6 @@ class AutoAttack(BaseAttack):
                     "would be overstated.", GradientMaskingWarning,
                     stacklevel=stacklevel)
 
-    def _trivial_info(self, model, x, y, return_info):
-        if not return_info:
-            return {}
-        with eval_mode(model):
-            correct = _predict(model, x) == y if x.shape[0] else y.bool()
+    def _unchanged_info(self, correct, x, y):
         return {"clean_correct": correct, "robust": correct.clone(),
                 "fooled_by": torch.full_like(y, -1)}

@@ -7,7 +7,6 @@ import numbers
 
 import torch
 
-from ..utils._torch import eval_mode
 from ._base import BaseAttack
 from ._projections import ascent_step, clip_to_box, project, random_init
 
@@ -232,9 +231,5 @@ class LangevinSampler(BaseAttack):
         info = {"n_correct_steps": kappa} if return_info else {}
         return (x + delta).detach(), info
 
-    def _trivial_info(self, model, x, y, return_info):
-        if not return_info:
-            return {}
-        with torch.no_grad(), eval_mode(model):
-            correct = (model(x).argmax(dim=1) == y).long() if x.shape[0] else y * 0
-        return {"n_correct_steps": correct * self.n_steps}
+    def _unchanged_info(self, correct, x, y):
+        return {"n_correct_steps": correct.long() * self.n_steps}

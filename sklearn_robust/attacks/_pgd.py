@@ -6,7 +6,6 @@ import numbers
 
 import torch
 
-from ..utils._torch import eval_mode
 from ._base import BaseAttack
 from ._losses import get_loss
 from ._projections import ascent_step, clip_to_box, project, random_init
@@ -199,13 +198,9 @@ class PGD(BaseAttack):
                                warn=self._warn_if_probabilities, **self._run_kwargs())
         return x_adv, ({"n_correct_steps": kappa} if return_info else {})
 
-    def _trivial_info(self, model, x, y, return_info):
-        if not return_info:
-            return {}
+    def _unchanged_info(self, correct, x, y):
         # with eps=0 every iterate equals x: kappa is n_steps where x is correct
-        with torch.no_grad(), eval_mode(model):
-            correct = (model(x).argmax(dim=1) == y).long() if x.shape[0] else y * 0
-        return {"n_correct_steps": correct * self._run_kwargs()["n_steps"]}
+        return {"n_correct_steps": correct.long() * self.n_steps}
 
 
 class FGSM(PGD):

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..exceptions import NotLogitsWarning
-from ..utils._torch import eval_mode
 from ._base import BaseAttack, _looks_like_probabilities
 from ._pgd import _check_positive_int
 from ._projections import clip_to_box, flat_norm
@@ -460,10 +459,5 @@ class Square(BaseAttack):
         info = {"fooled": fooled, "n_queries": n_queries} if return_info else {}
         return x_adv, info
 
-    def _trivial_info(self, model, x, y, return_info):
-        if not return_info:
-            return {}
-        with torch.no_grad(), eval_mode(model):
-            wrong = (self._scorer(model, tuple(x.shape[1:]))(_as_image(x)).argmax(dim=1)
-                     != y) if x.shape[0] else y.bool()
-        return {"fooled": wrong, "n_queries": torch.zeros_like(y)}
+    def _unchanged_info(self, correct, x, y):
+        return {"fooled": ~correct, "n_queries": torch.zeros_like(y)}

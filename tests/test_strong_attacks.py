@@ -448,7 +448,12 @@ class _Scale(torch.nn.Module):
 
 def test_logit_scaled_pgd_params():
     attack = LogitScaledPGD()
-    assert attack.logit_scale == 10.0 and attack._run_kwargs()["logit_scale"] == 10.0
+    assert attack.logit_scale == 10.0
+    # the attack is PGD on the model's logits times logit_scale
+    model, x, y = torch.nn.Linear(3, 3), torch.rand(6, 3), torch.tensor([0, 1, 2] * 2)
+    scaled = torch.nn.Sequential(model, _Scale(10.0))
+    assert torch.equal(attack.set_params(random_state=0).perturb(model, x, y),
+                       PGD(random_state=0).perturb(scaled, x, y))
     assert "logit_scale" in attack.get_params()
     with pytest.raises(ValueError, match="logit_scale"):
         LogitScaledPGD(logit_scale=0).perturb(torch.nn.Linear(3, 3), torch.rand(2, 3),

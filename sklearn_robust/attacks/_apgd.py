@@ -1,4 +1,4 @@
-"""Auto-PGD (Croce & Hein, 2020) and logit-scaled PGD (Hitaj et al., 2021)."""
+"""Auto-PGD and its targeted variant APGD-T (Croce & Hein, 2020)."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -8,12 +8,11 @@ import torch
 
 from ..utils._torch import per_sample
 from ._base import BaseAttack
-from ._losses import get_loss
-from ._pgd import PGD, _check_positive_int, pgd_run
+from ._losses import get_loss, targeted_dlr_loss
+from ._pgd import _check_positive_int
 from ._projections import ascent_step, clip_to_box, project, random_init
 
-__all__ = ["APGD", "APGDT", "LogitScaledPGD", "apgd_checkpoints", "apgd_run",
-           "targeted_dlr_loss"]
+__all__ = ["APGD", "APGDT", "apgd_checkpoints", "apgd_run"]
 
 _MOMENTUM = 0.75  # alpha of Croce & Hein (2020), Algorithm 1
 
@@ -52,27 +51,6 @@ def apgd_checkpoints(n_iter):
         if w >= 1 and (not points or w > points[-1]):
             points.append(w)
         prev, cur = cur, cur + max(cur - prev - 3, 6)
-
-
-def targeted_dlr_loss(logits, y, target):
-    """Targeted difference of logits ratio (Croce & Hein, 2020), per sample.
-
-    ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` where ``z_pi1 >= z_pi2 >= ...``
-    are the sorted logits. With 3 classes the denominator is ``z_pi1 - z_pi3``; with
-    2 classes it is 1 (the plain logit margin towards the only other class).
-    """
-    n_classes = logits.shape[1]
-    z_y = logits.gather(1, y[:, None]).squeeze(1)
-    z_t = logits.gather(1, target[:, None]).squeeze(1)
-    if n_classes >= 4:
-        top = logits.topk(4, dim=1).values
-        denom = top[:, 0] - 0.5 * (top[:, 2] + top[:, 3])
-    elif n_classes == 3:
-        top = logits.topk(3, dim=1).values
-        denom = top[:, 0] - top[:, 2]
-    else:
-        return z_t - z_y
-    return -(z_y - z_t) / (denom + 1e-12)
 
 
 def _take_rows(mask, src, dst):
@@ -241,7 +219,8 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
                 step = torch.where(per_sample(halve, step), step / 2, step)
                 x_adv[halve] = x_best[halve]
                 x_prev[halve] = x_best[halve]  # restart without momentum
-                grad[halve] = grad_best[halve]
+                # not in place: autograd may return an expanded gradient
+                grad = torch.where(per_sample(halve, grad), grad_best, grad)
                 loss_prev = torch.where(halve, loss_best, loss_prev)
                 reduced_last = halve
                 loss_best_last = loss_best.clone()
@@ -543,95 +522,3 @@ class APGDT(_APGDBase):
                                 target=ranked[idx, rank])
                 self._merge(state, idx, res)
         return state[0], self._info(state, return_info)
-
-
-class LogitScaledPGD(PGD):
-    """PGD on logits multiplied by a constant (Hitaj et al., 2021).
-
-    Cross-entropy attacks depend on the scale of the logits: when a model outputs
-    logits of very small magnitude, its softmax is nearly uniform and the
-    cross-entropy gradient is spread over all wrong classes instead of pointing to
-    the closest one, which hides adversarial examples from PGD (observed on GAIRAT
-    by Hitaj et al.). Multiplying the logits by ``logit_scale > 1`` restores a
-    peaked softmax; ``logit_scale < 1`` conversely un-saturates huge logits whose
-    cross-entropy gradient underflows to zero.
-
-    Parameters
-    ----------
-    eps : float, default=0.3
-        Radius of the threat model's ball.
-    norm : {"linf", "l2"}, default="linf"
-        Norm of the threat model.
-    n_steps : int, default=10
-        Number of gradient steps.
-    step_size : float or None, default=None
-        Step length; ``None`` uses ``2.5 * eps / n_steps``.
-    random_start : bool or {"uniform", "normal"}, default=True
-        Random start (see :class:`PGD`).
-    n_restarts : int, default=1
-        Number of runs; per sample the best one is kept.
-    loss : {"ce", "kl", "cw", "dlr"} or callable, default="ce"
-        Objective computed on the scaled logits.
-    logit_scale : float, default=10.0
-        Factor applied to the model's logits before the loss.
-    clip_min, clip_max : float or None, default=0.0, 1.0
-        Pixel box; ``None`` leaves a side open.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the random start through a local :class:`torch.Generator`.
-
-    See Also
-    --------
-    PGD : The same attack without scaling.
-    APGDT : Its DLR loss is invariant to the scale of the logits.
-
-    Notes
-    -----
-    Threat model: untargeted, white-box, ``norm``-ball of radius ``eps``. Scaling the
-    logits does not change the model's predictions, only the attack's objective.
-    Info keys are those of :class:`PGD`.
-
-    References
-    ----------
-    .. [1] D. Hitaj, G. Pagnotta, I. Masi and L. V. Mancini, "Evaluating the
-       Robustness of Geometry-Aware Instance-Reweighted Adversarial Training",
-       2021, arXiv:2103.01914.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_robust.attacks import LogitScaledPGD
-    >>> model = torch.nn.Linear(4, 3)
-    >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
-    >>> LogitScaledPGD(eps=0.1, random_state=0).perturb(model, x, y).shape
-    torch.Size([8, 4])
-    """
-
-    def __init__(self, *, eps=0.3, norm="linf", n_steps=10, step_size=None,
-                 random_start=True, n_restarts=1, loss="ce", logit_scale=10.0,
-                 clip_min=0.0, clip_max=1.0, random_state=None):
-        super().__init__(eps=eps, norm=norm, n_steps=n_steps, step_size=step_size,
-                         random_start=random_start, n_restarts=n_restarts, loss=loss,
-                         clip_min=clip_min, clip_max=clip_max,
-                         random_state=random_state)
-        self.logit_scale = logit_scale
-
-    def _check_params(self):
-        super()._check_params()
-        scale = self.logit_scale
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
-                0 < scale < float("inf")):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {scale!r}.")
-
-    def _run_kwargs(self):
-        return dict(super()._run_kwargs(), logit_scale=float(self.logit_scale))
-
-    def _perturb(self, model, x, y, generator, return_info):
-        scale = float(self.logit_scale)
-
-        def warn(logits):  # judge the model's own outputs, not the scaled ones
-            self._warn_if_probabilities(logits / scale)
-
-        x_adv, kappa = pgd_run(model, x, y, generator=generator,
-                               count_correct=return_info, warn=warn,
-                               **self._run_kwargs())
-        return x_adv, ({"n_correct_steps": kappa} if return_info else {})

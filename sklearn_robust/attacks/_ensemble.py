@@ -10,8 +10,9 @@ from sklearn.base import clone
 
 from ..exceptions import GradientMaskingWarning
 from ..utils._torch import as_tensor, eval_mode
-from ._apgd import APGD, APGDT, LogitScaledPGD
+from ._apgd import APGD, APGDT
 from ._base import BaseAttack, is_attack, predict_labels
+from ._logit_scaled import LogitScaledPGD
 from ._square import Square
 
 __all__ = ["AutoAttack", "cascade", "AUTOATTACK_VERSIONS", "ATTACK_NAMES"]

@@ -4,7 +4,8 @@
 
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "get_loss", "ce_loss", "kl_loss", "cw_loss", "dlr_loss"]
+__all__ = ["LOSSES", "get_loss", "ce_loss", "kl_loss", "cw_loss", "dlr_loss",
+           "targeted_dlr_loss"]
 
 
 def ce_loss(logits, y, clean_logits=None):
@@ -39,6 +40,27 @@ def dlr_loss(logits, y, clean_logits=None):
     true, best_other = _true_and_best_other(logits, y)
     top = logits.topk(3, dim=1).values
     return -(true - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr_loss(logits, y, target):
+    """Targeted difference of logits ratio (Croce & Hein, 2020), per sample.
+
+    ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` where ``z_pi1 >= z_pi2 >= ...``
+    are the sorted logits. With 3 classes the denominator is ``z_pi1 - z_pi3``; with
+    2 classes it is 1 (the plain logit margin towards the only other class).
+    """
+    n_classes = logits.shape[1]
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    if n_classes >= 4:
+        top = logits.topk(4, dim=1).values
+        denom = top[:, 0] - 0.5 * (top[:, 2] + top[:, 3])
+    elif n_classes == 3:
+        top = logits.topk(3, dim=1).values
+        denom = top[:, 0] - top[:, 2]
+    else:
+        return z_t - z_y
+    return -(z_y - z_t) / (denom + 1e-12)
 
 
 LOSSES = {"ce": ce_loss, "kl": kl_loss, "cw": cw_loss, "dlr": dlr_loss}

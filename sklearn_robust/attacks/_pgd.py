@@ -18,20 +18,9 @@ def _check_positive_int(value, name):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
-class _Scaled:
-    """Logits multiplied by a constant (for logit-scaling attacks)."""
-
-    def __init__(self, model, scale):
-        self.model = model
-        self.scale = scale
-
-    def __call__(self, x):
-        return self.model(x) * self.scale
-
-
 def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
             clip_min, clip_max, generator, n_restarts=1, count_correct=False,
-            logit_scale=1.0, warn=None):
+            warn=None):
     """Core PGD loop shared by the attack classes.
 
     Returns the adversarial batch and the per-sample number of iterations (out of
@@ -39,8 +28,6 @@ def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
     each update as in GAIRAT's geometry value kappa.
     """
     loss_fn = get_loss(loss)
-    if logit_scale != 1.0:
-        model = _Scaled(model, logit_scale)
     clean_logits = None
     if loss == "kl":
         with torch.no_grad():

@@ -66,6 +66,11 @@ class BaseAttack(BaseEstimator):
         check_norm(self.norm)
         check_clip_box(self.clip_min, self.clip_max)
 
+    def _threat(self):
+        """The threat model as keyword arguments (``eps``, ``norm``, clip box)."""
+        return dict(eps=float(self.eps), norm=self.norm, clip_min=self.clip_min,
+                    clip_max=self.clip_max)
+
     def perturb(self, model, X, y, *, return_info=False, check_input=True):
         """Return adversarial examples for ``(X, y)`` against ``model``.
 

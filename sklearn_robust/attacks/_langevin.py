@@ -7,8 +7,10 @@ import numbers
 
 import torch
 
+from ._ascent import ascend
 from ._base import BaseAttack
-from ._projections import ascent_step, clip_to_box, project, random_init
+from ._pgd import _check_positive_int
+from ._projections import ascent_step, normal_start
 
 __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
 
@@ -49,11 +51,6 @@ def laplace_noise(like, generator):
     e1 = torch.empty_like(like).exponential_(generator=generator)
     e2 = torch.empty_like(like).exponential_(generator=generator)
     return e1 - e2
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def _check_nonneg_real(value, name, *, strict=False, allow_none=False):
@@ -200,36 +197,30 @@ class LangevinSampler(BaseAttack):
         return float(self.noise_scale)
 
     def _perturb(self, model, x, y, generator, return_info):
-        eps, norm = float(self.eps), self.norm
+        norm = self.norm
         eta, c = self._step_size(), self._noise_scale()
-        delta = project(random_init(x, eps, norm, generator, kind="normal"), eps, norm)
-        delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        for step in range(self.n_steps):
-            delta.requires_grad_(True)
-            logits = model(x + delta)
-            if step == 0:
-                self._warn_if_probabilities(logits)
-            if return_info:
-                kappa += (logits.detach().argmax(dim=1) == y).long()
+
+        def objective(logits, _delta):
             # per-sample objectives summed: each sample gets its own gradient
-            objective = log_one_minus_softmax(logits, y).sum()
-            (grad,) = torch.autograd.grad(objective, delta)
-            with torch.no_grad():
-                if self.noise == "gaussian":
-                    update = ascent_step(grad, eta, norm)
-                    if c > 0:
-                        update = update + c * torch.randn(
-                            x.shape, generator=generator, device=x.device,
-                            dtype=x.dtype)
-                else:
-                    if c > 0:
-                        grad = grad + c * laplace_noise(grad, generator)
-                    update = ascent_step(grad, eta, norm)
-                delta = project(delta.detach() + update, eps, norm)
-                delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        info = {"n_correct_steps": kappa} if return_info else {}
-        return (x + delta).detach(), info
+            return log_one_minus_softmax(logits, y)
+
+        def update(grad):
+            if self.noise == "gaussian":
+                step = ascent_step(grad, eta, norm)
+                if c > 0:
+                    step = step + c * torch.randn(x.shape, generator=generator,
+                                                  device=x.device, dtype=x.dtype)
+                return step
+            if c > 0:
+                grad = grad + c * laplace_noise(grad, generator)
+            return ascent_step(grad, eta, norm)
+
+        threat = self._threat()
+        x_adv, kappa = ascend(model, x, normal_start(x, generator, **threat), objective,
+                              update, n_steps=self.n_steps, **threat,
+                              y=y if return_info else None,
+                              warn=self._warn_if_probabilities)
+        return x_adv, ({"n_correct_steps": kappa} if return_info else {})
 
     def _unchanged_info(self, correct, x, y):
         return {"n_correct_steps": correct.long() * self.n_steps}

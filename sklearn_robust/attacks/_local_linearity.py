@@ -2,15 +2,14 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
-
 import torch
 
 from ..utils._docstring import FRAGMENTS, Substitution
+from ._ascent import ascend
 from ._base import BaseAttack
 from ._losses import ce_loss
-from ._pgd import _check_positive_int
-from ._projections import ascent_step, clip_to_box, project, random_init
+from ._pgd import _check_positive_int, _check_step_size
+from ._projections import ascent_step, normal_start
 
 __all__ = ["LocalLinearityAttack", "per_sample_dot"]
 
@@ -73,12 +72,7 @@ class LocalLinearityAttack(BaseAttack):
     def _check_params(self):
         super()._check_params()
         _check_positive_int(self.n_steps, "n_steps")
-        if self.step_size is not None and (
-                isinstance(self.step_size, bool)
-                or not isinstance(self.step_size, numbers.Real)
-                or not self.step_size > 0):
-            raise ValueError(f"step_size must be a number > 0 or None, got "
-                             f"{self.step_size!r}.")
+        _check_step_size(self.step_size)
 
     def _perturb(self, model, x, y, generator, return_info):
         eps, norm = float(self.eps), self.norm
@@ -91,13 +85,14 @@ class LocalLinearityAttack(BaseAttack):
         loss0 = ce_loss(logits0, y)
         (grad0,) = torch.autograd.grad(loss0.sum(), x0)
         loss0 = loss0.detach()
-        delta = project(random_init(x, eps, norm, generator, kind="normal"), eps, norm)
-        delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        for _ in range(self.n_steps):
-            delta.requires_grad_(True)
-            gap = ce_loss(model(x + delta), y) - loss0 - per_sample_dot(delta, grad0)
-            (grad,) = torch.autograd.grad(gap.abs().sum(), delta)
-            with torch.no_grad():
-                delta = project(delta + ascent_step(grad, step, norm), eps, norm)
-                delta = clip_to_box(x + delta, self.clip_min, self.clip_max) - x
-        return (x + delta).detach(), {}
+
+        def objective(logits, delta):
+            return (ce_loss(logits, y) - loss0 - per_sample_dot(delta, grad0)).abs()
+
+        def update(grad):
+            return ascent_step(grad, step, norm)
+
+        threat = self._threat()
+        x_adv, _ = ascend(model, x, normal_start(x, generator, **threat), objective,
+                          update, n_steps=self.n_steps, **threat)
+        return x_adv, {}

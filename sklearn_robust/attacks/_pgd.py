@@ -6,9 +6,10 @@ import numbers
 
 import torch
 
+from ._ascent import ascend
 from ._base import BaseAttack
 from ._losses import get_loss
-from ._projections import ascent_step, clip_to_box, project, random_init
+from ._projections import ascent_step, clip_to_box, random_init
 
 __all__ = ["PGD", "FGSM"]
 
@@ -18,58 +19,12 @@ def _check_positive_int(value, name):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
-def pgd_run(model, x, y, *, eps, norm, n_steps, step_size, random_start, loss,
-            clip_min, clip_max, generator, n_restarts=1, count_correct=False,
-            warn=None):
-    """Core PGD loop shared by the attack classes.
-
-    Returns the adversarial batch and the per-sample number of iterations (out of
-    ``n_steps``) at which the iterate was still correctly classified, counted before
-    each update as in GAIRAT's geometry value kappa.
-    """
-    loss_fn = get_loss(loss)
-    clean_logits = None
-    if loss == "kl":
-        with torch.no_grad():
-            clean_logits = model(x)
-    best = x.clone()
-    best_kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
-    for restart in range(n_restarts):
-        if random_start:
-            kind = "normal" if random_start == "normal" else "uniform"
-            delta = random_init(x, eps, norm, generator, kind)
-            delta = clip_to_box(x + delta, clip_min, clip_max) - x
-        else:
-            delta = torch.zeros_like(x)
-        kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        for step in range(n_steps):
-            delta.requires_grad_(True)
-            logits = model(x + delta)
-            if warn is not None and restart == 0 and step == 0:
-                warn(logits)
-            if count_correct:
-                kappa += (logits.detach().argmax(dim=1) == y).long()
-            objective = loss_fn(logits, y, clean_logits).sum()
-            (grad,) = torch.autograd.grad(objective, delta)
-            with torch.no_grad():
-                delta = project(delta + ascent_step(grad, step_size, norm), eps, norm)
-                delta = clip_to_box(x + delta, clip_min, clip_max) - x
-        x_adv = (x + delta).detach()
-        if n_restarts == 1:
-            return x_adv, kappa
-        with torch.no_grad():
-            logits = model(x_adv)
-            fooled = logits.argmax(dim=1) != y
-            value = loss_fn(logits, y, clean_logits)
-        # prefer a restart that fools the model, then the one with the highest loss
-        better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (value > best_loss))
-        best[better] = x_adv[better]
-        best_kappa[better] = kappa[better]
-        best_loss = torch.where(better, value, best_loss)
-        best_fooled |= fooled
-    return best, best_kappa
+def _check_step_size(step_size):
+    if step_size is not None and (isinstance(step_size, bool)
+                                  or not isinstance(step_size, numbers.Real)
+                                  or not step_size > 0):
+        raise ValueError(f"step_size must be a number > 0 or None, got "
+                         f"{step_size!r}.")
 
 
 class PGD(BaseAttack):
@@ -158,11 +113,7 @@ class PGD(BaseAttack):
         super()._check_params()
         _check_positive_int(self.n_steps, "n_steps")
         _check_positive_int(self.n_restarts, "n_restarts")
-        if self.step_size is not None:
-            if isinstance(self.step_size, bool) or not isinstance(
-                    self.step_size, numbers.Real) or not self.step_size > 0:
-                raise ValueError(f"step_size must be a number > 0 or None, got "
-                                 f"{self.step_size!r}.")
+        _check_step_size(self.step_size)
         if self.random_start not in (True, False, "uniform", "normal"):
             raise ValueError("random_start must be True, False, 'uniform' or 'normal', "
                              f"got {self.random_start!r}.")
@@ -173,17 +124,54 @@ class PGD(BaseAttack):
             return 2.5 * self.eps / self.n_steps
         return float(self.step_size)
 
-    def _run_kwargs(self):
-        return dict(eps=float(self.eps), norm=self.norm, n_steps=self.n_steps,
-                    step_size=self._step_size(), random_start=self.random_start,
-                    n_restarts=self.n_restarts, loss=self.loss,
-                    clip_min=self.clip_min, clip_max=self.clip_max)
+    def _start(self, x, generator):
+        """The starting perturbation of a run, inside the clip box."""
+        if not self.random_start:
+            return torch.zeros_like(x)
+        kind = "normal" if self.random_start == "normal" else "uniform"
+        delta = random_init(x, float(self.eps), self.norm, generator, kind)
+        return clip_to_box(x + delta, self.clip_min, self.clip_max) - x
 
     def _perturb(self, model, x, y, generator, return_info):
-        x_adv, kappa = pgd_run(model, x, y, generator=generator,
-                               count_correct=return_info,
-                               warn=self._warn_if_probabilities, **self._run_kwargs())
-        return x_adv, ({"n_correct_steps": kappa} if return_info else {})
+        loss_fn = get_loss(self.loss)
+        clean_logits = None
+        if self.loss == "kl":
+            with torch.no_grad():
+                clean_logits = model(x)
+        step_size, norm = self._step_size(), self.norm
+
+        def objective(logits, _delta):
+            return loss_fn(logits, y, clean_logits)
+
+        def update(grad):
+            return ascent_step(grad, step_size, norm)
+
+        best = x.clone()
+        best_kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        for restart in range(self.n_restarts):
+            x_adv, kappa = ascend(
+                model, x, self._start(x, generator), objective, update,
+                n_steps=self.n_steps, **self._threat(), y=y if return_info else None,
+                warn=self._warn_if_probabilities if restart == 0 else None)
+            if self.n_restarts == 1:
+                best, best_kappa = x_adv, kappa
+                break
+            with torch.no_grad():
+                logits = model(x_adv)
+                fooled = logits.argmax(dim=1) != y
+                value = loss_fn(logits, y, clean_logits)
+            # prefer a restart that fools the model, then the one with the highest
+            # loss
+            better = (fooled & ~best_fooled) | ((fooled == best_fooled)
+                                                & (value > best_loss))
+            best[better] = x_adv[better]
+            if return_info:
+                best_kappa[better] = kappa[better]
+            best_loss = torch.where(better, value, best_loss)
+            best_fooled |= fooled
+        return best, ({"n_correct_steps": best_kappa} if return_info else {})
 
     def _unchanged_info(self, correct, x, y):
         # with eps=0 every iterate equals x: kappa is n_steps where x is correct

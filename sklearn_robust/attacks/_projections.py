@@ -6,7 +6,8 @@ import torch
 
 from ..utils._torch import flat_norm, per_sample
 
-__all__ = ["flat_norm", "project", "ascent_step", "random_init", "clip_to_box"]
+__all__ = ["flat_norm", "project", "ascent_step", "random_init", "clip_to_box",
+           "project_feasible", "normal_start"]
 
 _TINY = 1e-12
 
@@ -52,3 +53,17 @@ def clip_to_box(x_adv, clip_min, clip_max):
         return x_adv
     return x_adv.clamp(min=clip_min, max=clip_max)
 
+
+def project_feasible(x, delta, eps, norm, clip_min, clip_max):
+    """``delta`` projected onto the ``norm``-ball, then with ``x + delta`` in the box.
+
+    Returns the feasible perturbation (not the point) of the threat model around
+    ``x``.
+    """
+    return clip_to_box(x + project(delta, eps, norm), clip_min, clip_max) - x
+
+
+def normal_start(x, generator, *, eps, norm, clip_min, clip_max):
+    """TRADES' start ``0.001 * N(0, I)``, made feasible by :func:`project_feasible`."""
+    delta = random_init(x, eps, norm, generator, kind="normal")
+    return project_feasible(x, delta, eps, norm, clip_min, clip_max)

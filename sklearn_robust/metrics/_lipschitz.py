@@ -5,7 +5,8 @@
 import numpy as np
 import torch
 
-from ..attacks._projections import clip_to_box, random_init
+from ..attacks._ascent import ascend
+from ..attacks._projections import ascent_step, random_init
 from ..utils._torch import eval_mode, make_generator
 from ..utils._validation import check_clip_box, check_eps, check_in_box
 from ..utils._views import get_torch_view
@@ -13,9 +14,9 @@ from ..utils._views import get_torch_view
 __all__ = ["empirical_local_lipschitz", "make_lipschitz_scorer", "LipschitzScorer"]
 
 
-def _ratio(logits_adv, logits, x_adv, x):
-    top = (logits_adv - logits).reshape(len(x), -1).abs().sum(dim=1)
-    bottom = (x_adv - x + 1e-6).reshape(len(x), -1).abs().amax(dim=1)
+def _ratio(logits_adv, logits, delta):
+    top = (logits_adv - logits).reshape(len(delta), -1).abs().sum(dim=1)
+    bottom = (delta + 1e-6).reshape(len(delta), -1).abs().amax(dim=1)
     return top / bottom
 
 
@@ -84,16 +85,16 @@ def empirical_local_lipschitz(estimator, X, *, eps, n_steps=10, step_size=0.003,
             x = torch.as_tensor(X[start:start + batch_size], device=device)
             with torch.no_grad():
                 logits = view(x)
-            x_adv = x + random_init(x, eps, "linf", generator, kind="normal")
-            for _ in range(n_steps):
-                x_adv = x_adv.detach().requires_grad_(True)
-                with torch.enable_grad():
-                    ratio = _ratio(view(x_adv), logits, x_adv, x).sum()
-                    (grad,) = torch.autograd.grad(ratio, x_adv)
-                x_adv = x + (x_adv.detach() + step_size * grad.sign() - x).clamp(-eps, eps)
-                x_adv = clip_to_box(x_adv, clip_min, clip_max)
+            with torch.enable_grad():
+                x_adv, _ = ascend(
+                    view, x, random_init(x, eps, "linf", generator, kind="normal"),
+                    lambda out, delta: _ratio(out, logits, delta),
+                    lambda grad: ascent_step(grad, step_size, "linf"),
+                    n_steps=n_steps, eps=eps, norm="linf", clip_min=clip_min,
+                    clip_max=clip_max)
             with torch.no_grad():
-                out.append(_ratio(view(x_adv), logits, x_adv, x).double().cpu().numpy())
+                ratio = _ratio(view(x_adv), logits, x_adv - x)
+            out.append(ratio.double().cpu().numpy())
     per_sample = np.concatenate(out) if out else np.zeros(0)
     return per_sample if return_per_sample else float(per_sample.mean())
 

@@ -584,3 +584,28 @@ def test_robust_correct_runs_autoattack_members_over_the_data_set(digits_mlp):
     with pytest.warns(GradientMaskingWarning, match="Square"):
         robust_correct(masked, X, Y, eps=0.1, attack=AutoAttack(
             attacks=[APGD(n_iter=10), Square(n_queries=100)]), batch_size=64)
+
+
+def test_cascade_runs_an_ensemble_as_its_members(digits_mlp):
+    model, x, y, _ = digits_mlp
+    attack = AutoAttack(eps=0.05, attacks=[APGD(n_iter=10), Square(n_queries=50)],
+                        random_state=0)
+    members = attack.members(model, x)
+    assert [type(m).__name__ for m in members] == ["APGD", "Square"]
+    assert all(m.eps == 0.05 and m.random_state is not None for m in members)
+    _, info = attack.perturb(model, x, y, return_info=True)
+    # the members over the whole batch are the ensemble's own cascade
+    _, robust = cascade([attack], model, x, y)
+    assert torch.equal(robust, info["robust"])
+    # fooled_by indexes the given list, not the members
+    weak = FGSM(eps=0.01)
+    _, robust, cinfo = cascade([weak, attack], model, x, y, return_info=True)
+    assert set(cinfo["fooled_by"].tolist()) <= {-1, 0, 1}
+    assert int((cinfo["fooled_by"] == 1).sum()) > 0
+    assert torch.equal(robust, cinfo["clean_correct"] & (cinfo["fooled_by"] == -1))
+    # an ensemble's own gradient-masking check runs on its members' results
+    masked = _Quantized(model)
+    with pytest.warns(GradientMaskingWarning, match="Square"):
+        cascade([AutoAttack(eps=0.1, attacks=[APGD(n_iter=10), Square(n_queries=100)],
+                            random_state=0)], masked, x, y)
+

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import clone
 
 from ..exceptions import GradientMaskingWarning
-from ..utils._torch import as_tensor, eval_mode
+from ..utils._torch import as_tensor, eval_mode, make_generator
 from ._apgd import APGD, APGDT
 from ._base import BaseAttack, is_attack, predict_labels
 from ._logit_scaled import LogitScaledPGD
@@ -76,7 +76,12 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     attacks : list of attacks
         Objects with ``perturb(model, X, y)`` (e.g. the attacks of
         :mod:`sklearn_robust.attacks`), run in order as given: they are neither
-        cloned nor given a threat model here.
+        cloned nor given a threat model here. An attack with a
+        ``members(model, X)`` method, such as :class:`AutoAttack`, is replaced by
+        the attacks it returns, so that each member sees the points still robust
+        (and fuller batches); its ``check_cascade(members, fooled_by)`` method, if
+        any, is then called with the index among ``members`` of the member that
+        fooled each point (other values: none of them did).
     model : callable
         Torch callable returning class scores; a module is evaluated in eval mode.
     X : tensor or ndarray of shape (n_samples, ...)
@@ -135,13 +140,15 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
         if not is_attack(a):
             raise TypeError(f"Every attack needs a perturb method; got {a!r}.")
     x_adv = x.clone()
-    fooled_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    step_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     device = x.device if device is None else torch.device(device)
     with eval_mode(model):
         robust = (predict_labels(model, x, device=device).to(x.device) == y
                   if x.shape[0] else y.bool())
         clean_correct = robust.clone()
-        for i, attack in enumerate(attacks):
+        steps, owners, ensembles = _expand(attacks, model, x[:1].to(device),
+                                           expand=x.shape[0] > 0)
+        for i, attack in enumerate(steps):
             idx = robust.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
@@ -155,12 +162,37 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
                 fooled = (predict_labels(model, adv) != yb).to(x.device)
                 x_adv[rows] = adv.to(x.device)
                 robust[rows[fooled]] = False
-                fooled_by[rows[fooled]] = i
+                step_by[rows[fooled]] = i
+    for ensemble, first, members in ensembles:
+        check = getattr(ensemble, "check_cascade", None)
+        if callable(check):
+            check(members, step_by - first)
+    # the attack of the given list that fooled each point (-1: the appended entry)
+    fooled_by = torch.tensor([*owners, -1], device=x.device)[step_by]
     if from_numpy:
         x_adv, robust = x_adv.cpu().numpy(), robust.cpu().numpy()
     if return_info:
         return x_adv, robust, {"clean_correct": clean_correct, "fooled_by": fooled_by}
     return x_adv, robust
+
+
+def _expand(attacks, model, x_probe, expand=True):
+    """The cascade's steps: the attacks, each one with members replaced by them.
+
+    Also returns the index in ``attacks`` of each step, and ``(attack, first step,
+    members)`` per expanded attack. All members are prepared before any step runs;
+    ``expand=False`` (no points to attack) keeps the attacks as they are.
+    """
+    steps, owners, ensembles = [], [], []
+    for i, attack in enumerate(attacks):
+        if expand and callable(getattr(attack, "members", None)):
+            members = list(attack.members(model, x_probe))
+            ensembles.append((attack, len(steps), members))
+        else:
+            members = [attack]
+        steps += members
+        owners += [i] * len(members)
+    return steps, owners, ensembles
 
 
 class AutoAttack(BaseAttack):
@@ -285,14 +317,38 @@ class AutoAttack(BaseAttack):
             m.set_params(**{k: v for k, v in threat.items() if k in names})
         return members
 
-    def _prepared_members(self, model, x, generator):
-        """The members, seeded from ``generator``, ready to run on ``model``.
+    def members(self, model, X):
+        """The member attacks, prepared to run on ``model`` as this ensemble runs them.
 
-        Members without a ``random_state`` get one drawn from ``generator``, and the
-        DLR loss becomes the CW margin for fewer than 3 classes. Running them as a
-        cascade is this ensemble; :func:`~sklearn_robust.metrics.robust_correct`
-        runs them over a whole data set, member by member.
+        :func:`cascade` runs an attack with this method as the cascade of these
+        members over its whole data set (each member on the points still robust,
+        in full batches), which is how :func:`~sklearn_robust.metrics.robust_correct`
+        evaluates an ensemble.
+
+        Parameters
+        ----------
+        model : callable
+            The attacked torch callable, evaluated once on ``X[:1]`` (in eval
+            mode) to count the classes.
+        X : tensor of shape (n_samples, ...)
+            Inputs on the device where the members will run.
+
+        Returns
+        -------
+        members : list of attacks
+            Fresh clones carrying this ensemble's threat model, in order. Members
+            without a ``random_state`` are seeded from this ensemble's
+            ``random_state`` (as :meth:`perturb` seeds them on a batch of
+            ``X``'s device), and the DLR loss becomes the CW margin for fewer than
+            3 classes.
         """
+        self._check_params()
+        generator = make_generator(self.random_state, X.device)
+        with eval_mode(model):
+            return self._prepared_members(model, X, generator)
+
+    def _prepared_members(self, model, x, generator):
+        """:meth:`members`, seeded from ``generator``."""
         members = self._members()
         with torch.no_grad():
             out = model(x[:1])
@@ -313,12 +369,25 @@ class AutoAttack(BaseAttack):
         x_adv, robust, info = cascade(members, model, x, y, return_info=True,
                                       check_input=False)
         info["robust"] = robust
-        self._check_black_box_success(members, info["fooled_by"])
+        self.check_cascade(members, info["fooled_by"])
         return x_adv, (info if return_info else {})
 
     @staticmethod
-    def _check_black_box_success(members, fooled_by, stacklevel=4):
-        """Warn when Square fooled points that every earlier gradient attack missed."""
+    def check_cascade(members, fooled_by):
+        """Warn when Square fooled points that every earlier gradient member missed.
+
+        Raises a :class:`~sklearn_robust.exceptions.GradientMaskingWarning`, as
+        AutoAttack's ``check_square_sr``, for each :class:`Square` member that
+        fooled points after a gradient-based member.
+
+        Parameters
+        ----------
+        members : list of attacks
+            The members as run, from :meth:`members`.
+        fooled_by : tensor of shape (n_samples,)
+            Per point, the index in ``members`` of the member that fooled it; any
+            other value means that none did.
+        """
         for i, m in enumerate(members):
             if not isinstance(m, Square) or not any(
                     not isinstance(prev, Square) for prev in members[:i]):
@@ -329,8 +398,7 @@ class AutoAttack(BaseAttack):
                     f"The black-box Square attack fooled {n} point(s) that the "
                     "gradient-based attacks before it missed: the model may mask its "
                     "gradients, and robustness measured by gradient attacks alone "
-                    "would be overstated.", GradientMaskingWarning,
-                    stacklevel=stacklevel)
+                    "would be overstated.", GradientMaskingWarning, stacklevel=4)
 
     def _unchanged_info(self, correct, x, y):
         return {"clean_correct": correct, "robust": correct.clone(),

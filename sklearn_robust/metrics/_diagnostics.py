@@ -14,7 +14,7 @@ from ..exceptions import GradientMaskingWarning, NotLogitsWarning
 from ..utils._torch import eval_mode
 from ..utils._validation import check_clip_box, check_eps, check_in_box, check_norm
 from ..utils._views import get_torch_view
-from ._robust import robust_correct
+from ._robust import _resolve_attacks, _robust_correct_on_view
 
 __all__ = ["GradientMaskingReport", "gradient_masking_report"]
 
@@ -147,10 +147,10 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
     box = dict(clip_min=clip_min, clip_max=clip_max, random_state=random_state)
 
     def score(attack, radius=eps):
-        return robust_correct(view_estimator, X, y, eps=radius, norm=norm,
-                              attack=attack, **box)
+        attacks = _resolve_attacks(attack, eps=radius, norm=norm, **box)
+        return _robust_correct_on_view(view, X, y, attacks, clip_min=clip_min,
+                                       clip_max=clip_max, batch_size=256)
 
-    view_estimator = _ViewEstimator(view)
     device = view.device
     x = torch.as_tensor(X, device=device)
     t = torch.as_tensor(codes, device=device)
@@ -220,14 +220,3 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
                 GradientMaskingWarning
             warnings.warn(message, category, stacklevel=2)
     return report
-
-
-class _ViewEstimator:
-    """Wraps a TorchView so that the scoring functions accept it as an estimator."""
-
-    def __init__(self, view):
-        self._view = view
-        self.classes_ = view.classes
-
-    def torch_view(self):
-        return self._view.module

@@ -9,10 +9,8 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from ..attacks import PGD, AutoAttack, cascade
-from ..attacks._base import BaseAttack
+from ..attacks import PGD, AutoAttack, BaseAttack, cascade
 from ..exceptions import BlackBoxAttackWarning
-from ..utils._torch import eval_mode, make_generator
 from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
                                  check_in_box, check_norm)
 from ..utils._views import get_score_view, get_torch_view
@@ -86,30 +84,6 @@ def _black_box_attacks(estimator, attacks, requested, reason, threat):
     return _resolve_attacks(Square(n_queries=queries), **threat)
 
 
-def _expand(attacks, view, x_probe):
-    """The cascade's steps: the attacks, an :class:`AutoAttack` replaced by its members.
-
-    A cascade of the members over the whole data set is the ensemble's own cascade
-    (each member sees the points still robust), but batches are refilled after
-    each member, as in AutoAttack's own evaluation loop: the expensive late members
-    run on fewer, fuller batches. Members are seeded as the ensemble seeds them.
-    Also returns ``(members, first_step)`` per ensemble, for its gradient-masking
-    check.
-    """
-    steps, ensembles = [], []
-    for atk in attacks:
-        if isinstance(atk, AutoAttack) and atk.eps != 0:
-            atk._check_params()
-            generator = make_generator(atk.random_state, x_probe.device)
-            with eval_mode(view):
-                members = atk._prepared_members(view, x_probe, generator)
-            ensembles.append((members, len(steps)))
-            steps.extend(members)
-        else:
-            steps.append(atk)
-    return steps, ensembles
-
-
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                    clip_max=1.0, batch_size=256, random_state=0):
     """Per-sample robustness: True where the prediction is right under every attack.
@@ -138,27 +112,45 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     except TypeError as exc:
         view = get_score_view(estimator)
         attacks = _black_box_attacks(estimator, attacks, attack, exc, threat)
+    return _robust_correct_on_view(view, X, y, attacks, clip_min=clip_min,
+                                   clip_max=clip_max, batch_size=batch_size)
+
+
+def _robust_correct_on_view(view, X, y, attacks, *, clip_min, clip_max, batch_size):
+    """:func:`robust_correct` on a torch view, with the attacks ready to run.
+
+    Parameters
+    ----------
+    view : TorchView
+        The attacked model, from :func:`~sklearn_robust.utils.get_torch_view` or
+        :func:`~sklearn_robust.utils.get_score_view`.
+    X, y : array-like
+        Clean inputs (inside the clip box) and their labels.
+    attacks : list of attacks
+        Run as a :func:`~sklearn_robust.attacks.cascade`, as given.
+    clip_min, clip_max : float or None
+        The attacks' clip box, against which ``X`` is checked.
+    batch_size : int
+        Points attacked at once by each step of the cascade.
+
+    Returns
+    -------
+    correct : ndarray of bool, shape (n_samples,)
+    """
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     if X.ndim < 2 or len(X) != len(y):
         raise ValueError(f"X must have shape (n_samples, ...) matching y; got X of "
                          f"shape {X.shape} and {len(y)} labels.")
-    codes = view.encode(y)
-    device = view.device
     x_all = torch.as_tensor(X)  # stays on the host; batches move to the device
-    t_all = torch.as_tensor(codes)
+    t_all = torch.as_tensor(view.encode(y))
     # validated once here; the attacks then skip their own checks
     check_finite_tensor(x_all)
     check_in_box(x_all, clip_min, clip_max)
     if len(X) == 0:
         return np.zeros(0, dtype=bool)
-    with eval_mode(view):
-        steps, ensembles = _expand(attacks, view, x_all[:1].to(device))
-        _, ok, info = cascade(steps, view, x_all, t_all, return_info=True,
-                              check_input=False, batch_size=batch_size, device=device)
-    for members, first in ensembles:
-        AutoAttack._check_black_box_success(
-            members, info["fooled_by"] - first, stacklevel=4)
+    _, ok = cascade(attacks, view, x_all, t_all, check_input=False,
+                    batch_size=batch_size, device=view.device)
     return ok.numpy()
 
 

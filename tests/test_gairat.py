@@ -352,3 +352,28 @@ def test_attack_and_criterion_requirements(small_digits):
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
     assert clf.criterion_.reduction == "sum"
     assert math.isfinite(clf.history[-1, "train_loss"])
+
+
+class _CheckInputSpy(PGD):
+    """PGD recording the ``check_input`` flag of every call."""
+
+    flags = []
+
+    def perturb(self, model, X, y, **kwargs):
+        _CheckInputSpy.flags.append(kwargs.get("check_input", True))
+        return super().perturb(model, X, y, **kwargs)
+
+
+@pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
+def test_training_attacks_skip_the_input_validation(small_digits, cls):
+    X, _, y, _ = small_digits
+    _CheckInputSpy.flags.clear()
+    clf = cls(attack=_CheckInputSpy(eps=0.1, n_steps=2), burn_in_epochs=0,
+              **{**FAST, "max_epochs": 1}).fit(X[:64], y[:64])
+    if cls is GAIRTRADESClassifier:  # the CW attack of the reweighted epochs
+        clf.cw_attack_ = _CheckInputSpy(**clf.cw_attack_.get_params())
+        clf.robust_loss(torch.as_tensor(X[:8]), torch.as_tensor(y[:8]))
+    # the batches come validated from fit: the attacks skip their own checks
+    assert _CheckInputSpy.flags and not any(_CheckInputSpy.flags)
+    if cls is GAIRTRADESClassifier:
+        assert len(_CheckInputSpy.flags) > 2  # the CW attack ran too

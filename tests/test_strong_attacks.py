@@ -609,3 +609,12 @@ def test_cascade_runs_an_ensemble_as_its_members(digits_mlp):
         cascade([AutoAttack(eps=0.1, attacks=[APGD(n_iter=10), Square(n_queries=100)],
                             random_state=0)], masked, x, y)
 
+
+def test_apgd_restart_does_not_write_into_the_gradient():
+    # a constant model's input gradient is an expanded tensor: torch deprecates
+    # writing into it (a UserWarning), which every checkpoint used to do
+    x = torch.rand(5, 4) * 0.5 + 0.25
+    y = torch.zeros(5, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        APGD(eps=0.1, n_iter=30, random_state=0).perturb(_Plateau(), x, y)

@@ -73,3 +73,16 @@ def test_linear_model_is_attacked_white_box(small_digits):
     robust = robust_accuracy_score(est, X_test, y_test, eps=0.1, attack="pgd")
     # a linear model on digits is far from robust at eps = 0.1
     assert robust < est.score(X_test, y_test) - 0.3
+
+
+def test_utils_import_nothing_above_them():
+    # utils sit below every other package of the library (exceptions aside)
+    import ast
+    from pathlib import Path
+
+    import sklearn_robust.utils
+
+    for path in Path(sklearn_robust.utils.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                assert node.module == "exceptions", (path.name, node.module)

@@ -1,32 +1,38 @@
 """Robust-dataset learners: does natural training on a learned set give robustness?
 
-Learns training sets from the training split with the library's robust-dataset
-learners (``NTKRobustDistiller``, ``TriLevelDatasetLearner``,
-``RobustFeatureDataset`` when installed, and their ``eps=0`` controls), then
-measures on the real test split:
+The protocol (one run measures everything side by side):
 
-1. kernel regression (``NTKClassifier``, the distiller's kernel) fitted on each
-   set: clean accuracy and robust accuracy under a white-box attack on the
-   kernel predictor;
-2. networks trained *naturally* on each set (``AdversarialClassifier(eps=0)``),
-   an MLP and SmallCNN, with seeds that differ from the learners' seed
-   (initialisations no learner saw) and architectures no learner trained;
-3. the baselines trained on the original data: natural training (the
-   ``original`` set) and PGD adversarial training of the same networks;
-4. the costs: learning time and peak memory of each learner, training times,
-   and the amortisation of "learn once, train k networks naturally" against
-   "k PGD-AT trainings".
+1. **learned sets**: the training split is given to each learner of ``LEARNERS``
+   with its library defaults (``NTKRobustDistiller``, its support-set mode,
+   ``TriLevelDatasetLearner`` and its fast configuration, Ilyas et al.'s D_R),
+   with their learning time and peak memory;
+2. **controls** beside every learned set ``L``: the original rows it started
+   from, the same learner at ``eps=0`` (``L_eps0``), and random noise of the same
+   size as the learned change, row by row: ``L+sign`` (each value moved by
+   ``+-||delta_i||_inf``, the same L-inf size) and ``L+uniform`` (a uniform
+   direction scaled to ``||delta_i||_2``, the same L2 size), clipped to the box;
+3. **downstream networks trained naturally** on every set, architectures and
+   seeds the learners never saw: an MLP with two 256-unit layers (the main row,
+   enough capacity that the original data is not already robust), a 64-unit MLP
+   and the TRADES SmallCNN, trained to convergence;
+4. **ceilings**: PGD-AT and TRADES on the original data, same networks;
+5. evaluation of every network on the real test split under the library's
+   strong scorer (AutoAttack standard by default);
+6. the **gain** of each learned set over its best control (per seed, then mean
+   and spread), and the amortisation of "learn once, train k networks naturally"
+   against "k PGD-AT trainings".
 
 Examples::
 
-    python benchmarks/robust_datasets.py --data digits --threads 1
-    python benchmarks/robust_datasets.py --data mnist --data-path data/mnist.npz \\
-        --n-train 2000 --n-test 500 --threads 1
-    python benchmarks/robust_datasets.py --data digits --threads 1 --max-iter 5 \\
-        --dr-max-iter 5 --epochs 2 --no-write        # smoke run
+    python -m benchmarks.robust_datasets --data digits --threads 1
+    python -m benchmarks.robust_datasets --data mnist --data-path data/mnist.npz \\
+        --n-train 10000 --n-test 500 --threads 1
+    python -m benchmarks.robust_datasets --data digits --max-iter 3 --epochs 2 \\
+        --seeds 1 --archs mlp --no-write                 # smoke run
 
 A new learner is one line in ``LEARNERS``: a name and a factory taking a
-:class:`LearnSetup` and returning an unfitted learner (``None``: no learning).
+:class:`LearnSetup` and returning an unfitted learner (``None``: no learning); a
+learner ``L`` whose ``L_eps0`` is also registered gets that control.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -50,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
     Timer,
+    _jsonable,
     add_data_arguments,
     add_runtime_arguments,
     load_data,
@@ -59,29 +66,19 @@ from _common import (  # noqa: E402
 )
 from run_methods import Setup, describe_preset, warm_up  # noqa: E402
 
-from sklearn_robust import AdversarialClassifier  # noqa: E402
+from sklearn_robust import AdversarialClassifier, TRADESClassifier  # noqa: E402
 from sklearn_robust.dataset_learning import (NTKRobustDistiller,  # noqa: E402
+                                             RobustFeatureDataset,
                                              TriLevelDatasetLearner)
 from sklearn_robust.kernels import NTKClassifier  # noqa: E402
 from sklearn_robust.metrics import robust_accuracy_score  # noqa: E402
 from sklearn_robust.nn import MLP, SmallCNN, image_shape  # noqa: E402
 
-
-def robust_feature_dataset_class():
-    """``RobustFeatureDataset`` when the installed library has it, else ``None``."""
-    try:
-        from sklearn_robust.dataset_learning import RobustFeatureDataset
-    except ImportError:
-        return None
-    return RobustFeatureDataset
-
-
-# per data set: evaluation eps, network epochs and learner settings that worked
+# per data set: evaluation eps and the epochs that train each network to
+# convergence (training accuracy ~1, see fit_acc in the results)
 DEFAULT_EPS = {"digits": 0.1, "mnist": 0.1, "fashion_mnist": 0.1}
-DEFAULT_EPOCHS = {"digits": 30, "mnist": 20, "fashion_mnist": 20}
-DEFAULT_CNN_EPOCHS = {"digits": 20, "mnist": 5, "fashion_mnist": 5}
-DEFAULT_TRI_INNER_LR = {"digits": 2.0, "mnist": 0.25, "fashion_mnist": 0.25}
-DEFAULT_TRI_LR = {"digits": 0.03, "mnist": 0.01, "fashion_mnist": 0.01}
+DEFAULT_EPOCHS = {"digits": 100, "mnist": 30, "fashion_mnist": 30}
+DEFAULT_CNN_EPOCHS = {"digits": 30, "mnist": 10, "fashion_mnist": 10}
 
 
 # ------------------------------------------------------------------------ learners
@@ -89,59 +86,57 @@ DEFAULT_TRI_LR = {"digits": 0.03, "mnist": 0.01, "fashion_mnist": 0.01}
 
 @dataclasses.dataclass
 class LearnSetup:
-    """What a learner factory needs: the learning eps, seed, device and knobs."""
+    """What a learner factory needs: the learning eps, seed, device and overrides.
+
+    ``options`` holds command-line overrides (``None``: the library's default).
+    """
 
     eps: float
     seed: int
     device: str = "cpu"
     options: dict = dataclasses.field(default_factory=dict)
 
-    def ntk(self, eps):
-        o = self.options
-        return NTKRobustDistiller(
-            eps=eps, kernel="fc", depth=o["ntk_depth"], get="ntk",
-            ridge=o["ntk_ridge"], n_support=None, max_iter=o["ntk_max_iter"],
-            lr=o["ntk_lr"], target_batch_size=o["ntk_target_batch_size"],
-            support_batch_size=o["ntk_support_batch_size"],
-            attack_steps=o["ntk_attack_steps"], device=self.device,
-            random_state=self.seed)
+    def _given(self, prefix, **names):
+        """``{param: options[prefix_name]}`` for the overrides that were given."""
+        return {param: self.options[f"{prefix}_{key}"] for key, param in names.items()
+                if self.options.get(f"{prefix}_{key}") is not None}
 
-    def trilevel(self, eps):
-        o = self.options
-        return TriLevelDatasetLearner(
-            eps=eps, module=functools.partial(MLP, hidden_layer_sizes=o["tri_hidden"]),
-            inner_steps=o["tri_inner_steps"], inner_lr=o["tri_inner_lr"],
-            max_iter=o["tri_max_iter"], lr=o["tri_lr"], batch_size=o["tri_batch_size"],
-            attack_steps=o["tri_attack_steps"], device=self.device,
-            random_state=self.seed)
+    def common(self, eps):
+        return dict(eps=eps, device=self.device, random_state=self.seed,
+                    **({"max_iter": self.options["max_iter"]}
+                       if self.options.get("max_iter") is not None else {}))
+
+    def ntk(self, eps, n_support=None):
+        return NTKRobustDistiller(n_support=n_support, **self.common(eps), **self._given(
+            "ntk", target_batch_size="target_batch_size", lr="lr",
+            attack_steps="attack_steps", depth="depth"))
+
+    def trilevel(self, eps, fast=False):
+        make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner
+        return make(**self.common(eps), **self._given(
+            "tri", inner_steps="inner_steps", inner_lr="inner_lr", lr="lr"))
 
     def dr(self):
-        o, cls = self.options, robust_feature_dataset_class()
-        robust_eps = o["dr_robust_eps"]
-        net = AdversarialClassifier(
-            module=MLP, module__hidden_layer_sizes=o["dr_hidden"], norm="l2",
-            eps=robust_eps, n_steps=7, step_size=2.5 * robust_eps / 7,
-            max_epochs=o["dr_epochs"], batch_size=128, lr=1e-3, train_split=None,
-            verbose=0, iterator_train__shuffle=True, device=self.device,
-            random_state=self.seed)
-        # robust_eps is read only for a default network; set for the record
-        return cls(estimator=net, robust_eps=robust_eps, max_iter=o["dr_max_iter"],
-                   step_size=o["dr_step_size"], device=self.device,
-                   random_state=self.seed)
+        return RobustFeatureDataset(device=self.device, random_state=self.seed,
+                                    **self._given("dr", max_iter="max_iter"))
 
 
 # name -> factory(setup) -> unfitted learner (None: the training split as it is)
 LEARNERS = {
     "original": lambda s: None,
     "ntk": lambda s: s.ntk(s.eps),
-    "ntk_eps0": lambda s: s.ntk(0.0),          # plain KIP: the control
+    "ntk_eps0": lambda s: s.ntk(0.0),
+    "ntk_support": lambda s: s.ntk(s.eps, s.options["n_support"]),
+    "ntk_support_eps0": lambda s: s.ntk(0.0, s.options["n_support"]),  # plain KIP
     "trilevel": lambda s: s.trilevel(s.eps),
-    "trilevel_eps0": lambda s: s.trilevel(0.0),  # no attack: the control
+    "trilevel_eps0": lambda s: s.trilevel(0.0),
+    "trilevel_fast": lambda s: s.trilevel(s.eps, fast=True),
+    "trilevel_fast_eps0": lambda s: s.trilevel(0.0, fast=True),
     "dr": lambda s: s.dr(),                    # Ilyas et al.'s D_R
 }
-# eps used by each learner: the learning eps, 0, or not applicable
-LEARNER_EPS = {"original": None, "ntk": "eps", "ntk_eps0": 0.0, "trilevel": "eps",
-               "trilevel_eps0": 0.0, "dr": None}
+DEFAULT_LEARNERS = ["original", "ntk", "ntk_eps0", "ntk_support", "ntk_support_eps0",
+                    "trilevel", "trilevel_eps0", "trilevel_fast", "trilevel_fast_eps0"]
+NOISE = ("sign", "uniform")
 
 
 def _rss_mib():
@@ -171,16 +166,22 @@ def fit_learner(name, setup, X, y, threads=None):
     and timed, and the peak is read: ``ru_maxrss`` of this process on CPU,
     ``torch.cuda.max_memory_allocated`` on CUDA.
     """
+    import warnings
+
+    from sklearn.base import clone
+
     if threads is not None:
         torch.set_num_threads(threads)
     learner = LEARNERS[name](setup)
     if learner is None:
-        return {"X": X, "y": y, "learn_s": 0.0}
-    from sklearn.base import clone
-
+        return {"X": X, "y": y, "learn_s": 0.0, "base_idx": None}
     n_warm = min(len(y), 200)
-    with Timer(setup.device) as t_warm:
-        clone(learner).set_params(max_iter=1).fit(X[:n_warm], y[:n_warm])
+    with Timer(setup.device) as t_warm, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = clone(learner).set_params(max_iter=1)
+        if getattr(warm, "n_support", None):
+            warm.set_params(n_support=min(warm.n_support, n_warm // 2))
+        warm.fit(X[:n_warm], y[:n_warm])
     cuda = str(setup.device).startswith("cuda")
     if cuda:
         torch.cuda.empty_cache()
@@ -188,25 +189,34 @@ def fit_learner(name, setup, X, y, threads=None):
         base = torch.cuda.memory_allocated(setup.device) / 2**20
     else:
         base = _rss_mib()
-    with Timer(setup.device) as t_fit:
+    with Timer(setup.device) as t_fit, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         learner.fit(X, y)
     peak = (torch.cuda.max_memory_allocated(setup.device) / 2**20 if cuda
             else _peak_rss_mib())
     history = getattr(learner, "loss_history_", None)
+    accuracy = getattr(learner, "accuracy_history_", None)
+
+    def tenth(values, last):
+        if values is None:
+            return None
+        k = max(1, len(values) // 10)
+        return float(np.mean(values[-k:] if last else values[:k]))
+
     return {
         "X": learner.X_robust_, "y": learner.y_robust_, "learn_s": t_fit.seconds,
+        "base_idx": getattr(learner, "support_indices_", None) if len(
+            learner.y_robust_) != len(y) else None,
         "warmup_s": t_warm.seconds,
         "memory": "cuda max_memory_allocated" if cuda else "child ru_maxrss",
         "mem_base_mib": base, "mem_peak_mib": peak, "mem_fit_mib": peak - base,
-        "loss_first": None if history is None else float(history[0]),
-        "loss_last": None if history is None else float(history[-1]),
         # single steps are noisy (fresh batches, networks): means of the first
-        # and last tenth of the steps, and the whole trajectory for the JSON
-        "loss_start10": None if history is None else float(
-            np.mean(history[:max(1, len(history) // 10)])),
-        "loss_end10": None if history is None else float(
-            np.mean(history[-max(1, len(history) // 10):])),
+        # and last tenth of the steps, and the whole trajectories for the JSON
+        "loss_start10": tenth(history, False), "loss_end10": tenth(history, True),
+        "acc_start10": tenth(accuracy, False), "acc_end10": tenth(accuracy, True),
         "loss_history": None if history is None else [float(v) for v in history],
+        "accuracy_history": None if accuracy is None else [float(v) for v in accuracy],
+        "warnings": [str(w.message) for w in caught],
         "n_iter": getattr(learner, "n_iter_", None),
         "params": {k: (v if isinstance(v, (int, float, str, bool, type(None), tuple))
                        else repr(v))
@@ -230,19 +240,15 @@ def _cache_key(data_info, learn_eps, seed, options):
                         for k, v in options.items()}}
 
 
-def load_sets(path, key, names):
+def load_sets(path, key):
     """Learned sets saved by :func:`save_sets`, checked against ``key``."""
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
         if meta["key"] != key:
             raise SystemExit(f"--sets-cache {path} was written with other settings:\n"
                              f"  {meta['key']}\nnow:\n  {key}")
-        missing = [n for n in names if n not in meta["sets"]]
-        if missing:
-            raise SystemExit(f"--sets-cache {path} lacks the sets {missing}.")
-        learned = {}
-        for n in names:
-            learned[n] = dict(meta["sets"][n], X=f[f"X_{n}"], y=f[f"y_{n}"])
+        learned = {n: dict(r, X=f[f"X_{n}"], y=f[f"y_{n}"])
+                   for n, r in meta["sets"].items()}
     return learned, meta["written_utc"]
 
 
@@ -250,16 +256,104 @@ def save_sets(path, key, learned):
     """Save the learned sets and their measurements (one ``.npz``)."""
     import datetime
 
-    arrays = {}
-    sets = {}
+    arrays, sets = {}, {}
     for n, r in learned.items():
         arrays[f"X_{n}"], arrays[f"y_{n}"] = np.asarray(r["X"]), np.asarray(r["y"])
         sets[n] = {k: v for k, v in r.items() if k not in ("X", "y")}
-    from _common import _jsonable
     meta = {"key": key, "sets": _jsonable(sets),
             "written_utc": datetime.datetime.now(datetime.timezone.utc)
             .strftime("%Y-%m-%dT%H:%M:%SZ")}
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def learn_sets(names, setup, X, y, args, isolate, key):
+    """Every learned set of ``names`` (from the cache where it holds them)."""
+    learned, note = {}, None
+    if args.sets_cache and os.path.exists(args.sets_cache):
+        learned, written = load_sets(args.sets_cache, key)
+        note = (f"learned sets and learner measurements loaded from "
+                f"{os.path.basename(args.sets_cache)}, written {written} by an earlier "
+                "run with the same learner settings")
+        print(note, flush=True)
+    todo = [n for n in names if n not in learned]
+    for name in todo:
+        res = learn(name, setup, X, y, args.threads, isolate)
+        res["eps"] = None if name in ("original", "dr") else (
+            0.0 if name.endswith("_eps0") else setup.eps)
+        learned[name] = res
+        mem = res.get("mem_fit_mib")
+        print(f"[learn {name}] {res['learn_s']:.1f}s"
+              + (f"  peak +{mem:.0f} MiB" if mem is not None else "")
+              + (f"  loss {res['loss_start10']:.4f} -> {res['loss_end10']:.4f}"
+                 if res.get("loss_start10") is not None else "")
+              + "".join(f"\n  warning: {w}" for w in res.get("warnings", [])),
+              flush=True)
+    if args.sets_cache and todo:
+        save_sets(args.sets_cache, key, learned)
+    return {n: learned[n] for n in names}, note
+
+
+# ------------------------------------------------------------------------ controls
+
+
+def base_rows(record, X, y):
+    """The original rows a learned set started from (all, or its support)."""
+    idx = record.get("base_idx")
+    return (X, y) if idx is None else (X[np.asarray(idx)], y[np.asarray(idx)])
+
+
+def change_sizes(X_base, X_learned):
+    """Per-row L-inf and L2 norms of the learned change."""
+    delta = (np.asarray(X_learned, np.float64) - X_base).reshape(len(X_base), -1)
+    return np.abs(delta).max(axis=1), np.linalg.norm(delta, axis=1)
+
+
+def noise_like(X_base, X_learned, kind, rng, clip_min=0.0, clip_max=1.0):
+    """Random noise of the size of the learned change, row by row, on ``X_base``.
+
+    ``"sign"``: every value moved by ``+-||delta_i||_inf`` (random signs), the
+    same L-inf size as the learned change of row ``i``; ``"uniform"``: a
+    direction drawn uniformly in the cube, scaled to ``||delta_i||_2``, the same
+    L2 size. The result is clipped to the box (which can only shrink it).
+    """
+    linf, l2 = change_sizes(X_base, X_learned)
+    shape = (len(X_base), int(np.prod(X_base.shape[1:])))
+    if kind == "sign":
+        noise = rng.choice([-1.0, 1.0], size=shape) * linf[:, None]
+    elif kind == "uniform":
+        noise = rng.uniform(-1.0, 1.0, size=shape)
+        noise *= (l2 / np.maximum(np.linalg.norm(noise, axis=1), 1e-12))[:, None]
+    else:
+        raise ValueError(f"unknown noise {kind!r}")
+    return np.clip(X_base + noise.reshape(X_base.shape), clip_min,
+                   clip_max).astype(np.float32)
+
+
+def training_sets(learned, X, y, seed):
+    """The learned sets with their controls: ``name -> (X, y, role, of)``.
+
+    ``role`` is ``original``, ``learned``, ``eps0`` or a noise kind; ``of`` is
+    the learned set a control belongs to.
+    """
+    sets = {}
+    for name, rec in learned.items():
+        if name == "original":
+            sets[name] = (X, y, "original", None)
+            continue
+        if name.endswith("_eps0"):
+            sets[name] = (rec["X"], rec["y"], "eps0", name[:-len("_eps0")])
+            continue
+        sets[name] = (rec["X"], rec["y"], "learned", name)
+        X_base, y_base = base_rows(rec, X, y)
+        if rec.get("base_idx") is not None:
+            sets[f"{name}:initial"] = (X_base, y_base, "original", name)
+        if len(rec["y"]) != len(y_base):
+            continue                  # learned rows replace no original rows
+        for i, kind in enumerate(NOISE):
+            rng = np.random.RandomState([seed, i, len(sets)])
+            sets[f"{name}+{kind}"] = (noise_like(X_base, rec["X"], kind, rng),
+                                      y_base, kind, name)
+    return sets
 
 
 # ------------------------------------------------------------------------ networks
@@ -284,35 +378,73 @@ class UpsampledSmallCNN(nn.Module):
         return self.cnn(self.up(x.reshape(len(x), *self.image_shape)))
 
 
-def arch_kwargs(arch, input_shape, mlp_hidden):
+ARCHS = {"mlp": (256, 256), "mlp64": (64,), "smallcnn": None}
+
+
+def arch_kwargs(arch, input_shape):
     """Module keyword arguments and a display name of a downstream network."""
-    if arch == "mlp":
-        return ({"module": MLP, "module__hidden_layer_sizes": tuple(mlp_hidden)},
-                f"MLP{tuple(mlp_hidden)}")
     if arch == "smallcnn":
         _, h, w = image_shape(tuple(input_shape))
         if min(h, w) >= 16:
             return {"module": SmallCNN}, "SmallCNN"
         return {"module": UpsampledSmallCNN}, f"SmallCNN(x2 upsampled {h}x{w})"
-    raise ValueError(f"unknown architecture {arch!r}")
+    hidden = ARCHS[arch]
+    return {"module": MLP, "module__hidden_layer_sizes": hidden}, f"MLP{hidden}"
 
 
-def evaluate(model, X_test, y_test, eps, seed, attack, pgd20, device):
-    """Clean accuracy, robust accuracy under ``attack`` and PGD-20, with times."""
-    with Timer(device) as t_clean:
+TRAININGS = {
+    "natural": lambda kw: AdversarialClassifier(**dict(kw, eps=0.0)),
+    "pgd_at": lambda kw: AdversarialClassifier(**kw),
+    "trades": lambda kw: TRADESClassifier(beta=6.0, **kw),
+}
+
+
+def evaluate(model, X_test, y_test, eps, seed, attack, device):
+    """Clean accuracy and robust accuracy under the scorer preset ``attack``."""
+    with Timer(device) as t_eval:
         clean = float(np.mean(model.predict(X_test) == y_test))
-    with Timer(device) as t_rob:
         robust = robust_accuracy_score(model, X_test, y_test, eps=eps,
                                        attack=None if attack == "strong" else attack,
                                        random_state=seed)
-    row = {"clean_acc": clean, "robust_acc": robust, "robust_attack": attack}
-    eval_s = t_clean.seconds + t_rob.seconds
-    if pgd20:
-        with Timer(device) as t_pgd:
-            row["robust_pgd20"] = robust_accuracy_score(
-                model, X_test, y_test, eps=eps, attack="pgd", random_state=seed)
-        eval_s += t_pgd.seconds
-    row["eval_s"] = eval_s
+    return {"clean_acc": clean, "robust_acc": robust, "robust_attack": attack,
+            "eval_s": t_eval.seconds}
+
+
+def train_and_evaluate(set_name, X_fit, y_fit, arch, seed, training, ctx):
+    """Train one network on one set and evaluate it on the real test split."""
+    kwargs, model_name = arch_kwargs(arch, ctx["input_shape"])
+    epochs = ctx["cnn_epochs"] if arch == "smallcnn" else ctx["epochs"]
+    setup = Setup(eps=ctx["eps"], seed=seed, epochs=epochs, device=ctx["device"],
+                  attack_steps=ctx["attack_steps"], batch_size=ctx["batch_size"],
+                  lr=ctx["lr"])
+    model = TRAININGS[training](setup.common(**kwargs))
+    with Timer(ctx["device"]) as t_fit:
+        model.fit(X_fit, y_fit)
+    row = {"set": set_name, "training": training, "model": model_name, "seed": seed,
+           "train_s": t_fit.seconds,
+           "fit_acc": float(np.mean(model.predict(X_fit) == y_fit))}
+    row.update(evaluate(model, ctx["X_test"], ctx["y_test"], ctx["eps"], seed,
+                        ctx["attack_for"][arch], ctx["device"]))
+    print(f"[{set_name} {training} {model_name} seed={seed}] train "
+          f"{row['train_s']:.1f}s fit {row['fit_acc']:.3f}  clean {row['clean_acc']:.3f}"
+          f"  {row['robust_attack']} {row['robust_acc']:.3f}  eval {row['eval_s']:.1f}s",
+          flush=True)
+    return row
+
+
+def kernel_row(name, X_fit, y_fit, ctx):
+    """Kernel regression with the distiller's kernel (FC NTK, depth 1) on a set."""
+    kernel = NTKClassifier(kernel="fc", depth=1, get="ntk", device=ctx["device"],
+                           dtype="float64")
+    with Timer(ctx["device"]) as t_fit:
+        kernel.fit(X_fit, y_fit)
+    row = {"set": name, "training": "kernel regression", "model": "NTK(fc, depth 1)",
+           "seed": None, "train_s": t_fit.seconds,
+           "fit_acc": float(np.mean(kernel.predict(X_fit) == y_fit))}
+    row.update(evaluate(kernel, ctx["X_test"], ctx["y_test"], ctx["eps"], 0,
+                        ctx["attack_for"]["kernel"], ctx["device"]))
+    print(f"[{name} kernel] clean {row['clean_acc']:.3f}  {row['robust_attack']} "
+          f"{row['robust_acc']:.3f}", flush=True)
     return row
 
 
@@ -327,24 +459,73 @@ def _mean_std(values):
             float(values.std(ddof=1)) if values.size > 1 else 0.0)
 
 
-def summarize(records):
-    """Mean and standard deviation over seeds per learned set x training x model."""
+def _pm(mean, std, n):
+    return "n/a" if mean != mean else (f"{mean:.3f} ± {std:.3f}" if n > 1
+                                       else f"{mean:.3f}")
+
+
+def summarize(records, sets):
+    """Mean and standard deviation over seeds per set x training x model."""
     rows = []
     keys = dict.fromkeys((r["set"], r["training"], r["model"]) for r in records)
     for key in keys:
         runs = [r for r in records if (r["set"], r["training"], r["model"]) == key]
-        row = {"set": key[0], "training": key[1], "model": key[2],
-               "n_seeds": len(runs),
-               "robust_attack": "/".join(dict.fromkeys(r["robust_attack"]
-                                                        for r in runs))}
-        for col in ("clean_acc", "robust_acc", "robust_pgd20", "train_s"):
+        role, of = sets.get(key[0], (None, None, "original", None))[2:]
+        row = {"set": key[0], "role": role, "of": of, "training": key[1],
+               "model": key[2], "n_seeds": len(runs)}
+        for col in ("clean_acc", "robust_acc", "fit_acc", "train_s"):
             mean, std = _mean_std(r.get(col) for r in runs)
             row[f"{col}_mean"], row[f"{col}_std"] = mean, std
-            if col != "train_s":
-                row[col] = ("n/a" if mean != mean else
-                            f"{mean:.3f} ± {std:.3f}" if len(runs) > 1
-                            else f"{mean:.3f}")
+            if col in ("clean_acc", "robust_acc"):
+                row[col] = _pm(mean, std, len(runs))
         rows.append(row)
+    return rows
+
+
+def gains(records, sets):
+    """Each learned set against each of its controls, per network, over seeds.
+
+    The gain over a control is computed seed by seed (same network seed, same
+    initialisation) and then averaged; ``best_control`` is the control with the
+    highest mean robust accuracy, and ``gain`` the learned set's margin over it.
+    """
+    by = {(r["set"], r["model"], r["seed"]): r for r in records
+          if r["training"] in ("natural", "kernel regression")}
+    models = dict.fromkeys(r["model"] for r in records if r["training"] == "natural")
+    rows = []
+    for name, (_, _, role, _) in sets.items():
+        if role != "learned":
+            continue
+        controls = [c for c, v in sets.items() if v[3] == name and c != name]
+        if "original" in sets and f"{name}:initial" not in sets:
+            controls.insert(0, "original")
+        for model in models:
+            seeds = [s for (n, m, s) in by if n == name and m == model]
+            if not seeds:
+                continue
+            row = {"set": name, "model": model, "n_seeds": len(seeds)}
+            learned_rob = [by[(name, model, s)]["robust_acc"] for s in seeds]
+            row["robust"] = _pm(*_mean_std(learned_rob), len(seeds))
+            row["clean"] = _pm(*_mean_std(by[(name, model, s)]["clean_acc"]
+                                          for s in seeds), len(seeds))
+            best, best_mean, diffs_best = None, -1.0, None
+            for c in controls:
+                if not all((c, model, s) in by for s in seeds):
+                    continue
+                diffs = [by[(name, model, s)]["robust_acc"]
+                         - by[(c, model, s)]["robust_acc"] for s in seeds]
+                mean_c = float(np.mean([by[(c, model, s)]["robust_acc"]
+                                        for s in seeds]))
+                short = c.replace(name, "").lstrip("_+:") or c
+                row[f"vs {short}"] = _pm(*_mean_std(diffs), len(seeds))
+                if mean_c > best_mean:
+                    best, best_mean, diffs_best = c, mean_c, diffs
+            if best is not None:
+                row["best_control"] = best
+                row["best_control_robust"] = round(best_mean, 3)
+                row["gain"] = _pm(*_mean_std(diffs_best), len(seeds))
+                row["gain_mean"] = float(np.mean(diffs_best))
+            rows.append(row)
     return rows
 
 
@@ -353,21 +534,15 @@ def amortisation(summary, learned):
     pgd = {r["model"]: r for r in summary if r["training"] == "pgd_at"}
     rows = []
     for r in summary:
-        if r["training"] != "natural" or r["model"] not in pgd:
+        if r["training"] != "natural" or r["model"] not in pgd or r["role"] != "learned":
             continue
         learn_s = learned[r["set"]]["learn_s"]
         t_nat, t_pgd = r["train_s_mean"], pgd[r["model"]]["train_s_mean"]
         saving = t_pgd - t_nat
-        if learn_s == 0:
-            k = 1
-        elif saving > 0:
-            k = math.ceil(learn_s / saving)
-        else:
-            k = None
+        k = math.ceil(learn_s / saving) if saving > 0 else None
         rows.append({
             "set": r["set"], "model": r["model"], "learn_s": learn_s,
             "natural_train_s": t_nat, "pgd_at_train_s": t_pgd,
-            "learn_plus_1_train_s": learn_s + t_nat, "pgd_at_1_s": t_pgd,
             "break_even_k": k if k is not None else "never",
             "robust_acc": r["robust_acc"],
             "pgd_at_robust_acc": pgd[r["model"]]["robust_acc"]})
@@ -383,54 +558,34 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_arguments(parser)
     add_runtime_arguments(parser)
-    parser.add_argument("--learners", nargs="+", default=list(LEARNERS),
+    parser.add_argument("--learners", nargs="+", default=DEFAULT_LEARNERS,
                         choices=list(LEARNERS), metavar="SET",
-                        help=f"learned sets, among {list(LEARNERS)} (dr is skipped "
-                             "when RobustFeatureDataset is not installed)")
+                        help=f"learned sets, among {list(LEARNERS)}")
     parser.add_argument("--eps", type=float, default=None,
                         help=f"L-inf evaluation radius (default: {DEFAULT_EPS})")
     parser.add_argument("--learn-eps", type=float, default=None,
                         help="radius of the learners' attack (default: --eps)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the data split and of every learner")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2],
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                         help="seeds of the downstream networks (initialisation, "
                              "batches); keep them different from --seed")
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help="override the outer steps of every learner (smoke runs)")
-    g = parser.add_argument_group("NTKRobustDistiller (ntk, ntk_eps0)")
-    g.add_argument("--ntk-max-iter", type=int, default=300)
-    g.add_argument("--ntk-lr", type=float, default=0.04,
-                   help="0.04 (KIP's value) transferred better than 0.01 on digits "
-                        "(see the README)")
-    g.add_argument("--ntk-target-batch-size", type=int, default=500)
-    g.add_argument("--ntk-support-batch-size", type=int, default=2000)
-    g.add_argument("--ntk-attack-steps", type=int, default=10)
-    g.add_argument("--ntk-depth", type=int, default=1)
-    g.add_argument("--ntk-ridge", type=float, default=1e-6)
-    g = parser.add_argument_group("TriLevelDatasetLearner (trilevel, trilevel_eps0)")
-    g.add_argument("--tri-max-iter", type=int, default=300)
-    g.add_argument("--tri-inner-steps", type=int, default=10)
-    g.add_argument("--tri-inner-lr", type=float, default=None,
-                   help=f"(default: {DEFAULT_TRI_INNER_LR})")
-    g.add_argument("--tri-lr", type=float, default=None,
-                   help=f"(default: {DEFAULT_TRI_LR})")
-    g.add_argument("--tri-batch-size", type=int, default=128)
-    g.add_argument("--tri-attack-steps", type=int, default=5)
-    g.add_argument("--tri-hidden", type=int, nargs="*", default=[],
-                   help="hidden layers of the inner network (none: linear)")
-    g = parser.add_argument_group("RobustFeatureDataset (dr)")
-    g.add_argument("--dr-max-iter", type=int, default=1000)
-    g.add_argument("--dr-step-size", type=float, default=0.1)
-    g.add_argument("--dr-robust-eps", type=float, default=0.5,
-                   help="L2 radius of the PGD training of D_R's source network")
-    g.add_argument("--dr-epochs", type=int, default=20)
-    g.add_argument("--dr-hidden", type=int, nargs="+", default=[256, 256],
-                   help="hidden layers of D_R's source MLP")
-    g = parser.add_argument_group("downstream models and evaluation")
-    g.add_argument("--archs", nargs="+", default=["mlp", "smallcnn"],
-                   choices=["mlp", "smallcnn"])
-    g.add_argument("--mlp-hidden", type=int, nargs="+", default=[64])
+    g = parser.add_argument_group(
+        "learner overrides (default: each learner's library defaults)")
+    g.add_argument("--max-iter", type=int, default=None,
+                   help="outer steps of every learner (smoke runs)")
+    g.add_argument("--n-support", type=int, default=300,
+                   help="size of the ntk_support sets")
+    for prefix, names in (("ntk", ("target-batch-size", "lr", "attack-steps",
+                                   "depth")),
+                          ("tri", ("inner-steps", "inner-lr", "lr"))):
+        for n in names:
+            kind = float if "lr" in n else int
+            g.add_argument(f"--{prefix}-{n}", type=kind, default=None)
+    g.add_argument("--dr-max-iter", type=int, default=None)
+    g = parser.add_argument_group("downstream networks and evaluation")
+    g.add_argument("--archs", nargs="+", default=["mlp", "mlp64", "smallcnn"],
+                   choices=list(ARCHS))
     g.add_argument("--epochs", type=int, default=None,
                    help=f"MLP epochs (default: {DEFAULT_EPOCHS})")
     g.add_argument("--cnn-epochs", type=int, default=None,
@@ -438,275 +593,179 @@ def parse_args(argv=None):
     g.add_argument("--batch-size", type=int, default=128)
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     g.add_argument("--attack-steps", type=int, default=10,
-                   help="PGD steps of the PGD-AT baseline (step 2.5 eps / steps)")
-    g.add_argument("--no-pgd-at", action="store_true", help="skip the PGD-AT baseline")
-    g.add_argument("--no-kernel", action="store_true",
-                   help="skip the kernel regression rows")
-    g.add_argument("--kernel-dtype", choices=["float64", "float32"], default="float32",
-                   help="precision of NTKClassifier (float32: same robust accuracy "
-                        "as float64 on digits at a third of the attack time; a "
-                        "failed float32 fit falls back to float64)")
+                   help="PGD steps of the PGD-AT and TRADES ceilings")
+    g.add_argument("--ceilings", nargs="*", default=["pgd_at", "trades"],
+                   choices=["pgd_at", "trades"])
+    g.add_argument("--kernel", action="store_true",
+                   help="also fit NTK kernel regression on every set")
     g.add_argument("--eval-attack", default="strong",
-                   help="scorer preset of robust_acc: strong (the library's default, "
-                        "attack=None), fast or pgd")
+                   help="scorer preset: strong (the library's default, attack=None), "
+                        "fast or pgd")
     g.add_argument("--cnn-eval-attack", default=None,
                    help="preset for SmallCNN rows (default: --eval-attack)")
-    g.add_argument("--kernel-eval-attack", default=None,
-                   help="preset for kernel rows (default: --eval-attack)")
-    g.add_argument("--no-pgd20", action="store_true", help="skip the PGD-20 column")
     parser.add_argument("--memory", choices=["child", "inprocess"], default="child",
                         help="child: fit each learner in a 'spawn' child process and "
-                             "report its peak RSS (CPU); inprocess: in this process "
-                             "(CUDA peaks are always measured in process)")
+                             "report its peak RSS (CPU); inprocess: in this process")
     parser.add_argument("--sets-cache", default=None, metavar="PATH.npz",
-                        help="learned sets and their measurements: loaded from PATH "
-                             "when it exists (settings must match), else learned and "
-                             "saved there; lets the networks be split over runs")
+                        help="learned sets: loaded from PATH when it exists (settings "
+                             "must match), else learned and saved there")
     parser.add_argument("--tag", default=None,
                         help="suffix of the result file names (default: the subset)")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    device = setup_runtime(args)
-    data = args.data
-    eps = DEFAULT_EPS[data] if args.eps is None else args.eps
-    learn_eps = eps if args.learn_eps is None else args.learn_eps
-    pick = lambda value, default: default if value is None else value  # noqa: E731
-    epochs = pick(args.epochs, DEFAULT_EPOCHS[data])
-    cnn_epochs = pick(args.cnn_epochs, DEFAULT_CNN_EPOCHS[data])
-    options = {
-        "ntk_max_iter": pick(args.max_iter, args.ntk_max_iter), "ntk_lr": args.ntk_lr,
-        "ntk_target_batch_size": args.ntk_target_batch_size,
-        "ntk_support_batch_size": args.ntk_support_batch_size,
-        "ntk_attack_steps": args.ntk_attack_steps, "ntk_depth": args.ntk_depth,
-        "ntk_ridge": args.ntk_ridge,
-        "tri_max_iter": pick(args.max_iter, args.tri_max_iter),
-        "tri_inner_steps": args.tri_inner_steps,
-        "tri_inner_lr": pick(args.tri_inner_lr, DEFAULT_TRI_INNER_LR[data]),
-        "tri_lr": pick(args.tri_lr, DEFAULT_TRI_LR[data]),
-        "tri_batch_size": args.tri_batch_size,
-        "tri_attack_steps": args.tri_attack_steps, "tri_hidden": tuple(args.tri_hidden),
-        "dr_max_iter": pick(args.max_iter, args.dr_max_iter),
-        "dr_step_size": args.dr_step_size, "dr_robust_eps": args.dr_robust_eps,
-        "dr_epochs": args.dr_epochs, "dr_hidden": tuple(args.dr_hidden),
-    }
-    attack_for = {"kernel": args.kernel_eval_attack or args.eval_attack,
-                  "mlp": args.eval_attack,
-                  "smallcnn": args.cnn_eval_attack or args.eval_attack}
-    names = list(args.learners)
-    skipped = []
-    if "dr" in names and robust_feature_dataset_class() is None:
-        names.remove("dr")
-        skipped.append("dr (sklearn_robust.dataset_learning.RobustFeatureDataset "
-                       "is not installed)")
-        print("skipping dr: RobustFeatureDataset is not installed", flush=True)
-    if args.seed in args.seeds:
-        print(f"warning: network seed {args.seed} is also the learners' seed",
-              flush=True)
+def _options(args):
+    keys = ["max_iter", "n_support", "ntk_target_batch_size", "ntk_lr",
+            "ntk_attack_steps", "ntk_depth", "tri_inner_steps", "tri_inner_lr",
+            "tri_lr", "dr_max_iter"]
+    return {k: getattr(args, k) for k in keys}
 
-    X_train, X_test, y_train, y_test, info = load_data(
-        data, data_path=args.data_path, n_train=args.n_train, n_test=args.n_test,
-        seed=args.seed)
-    input_shape = tuple(X_train.shape[1:])
-    isolate = args.memory == "child" and not str(device).startswith("cuda")
-    t_start = time.perf_counter()
 
-    # 1. learn the sets (each learner in its own child process on CPU)
-    setup = LearnSetup(eps=learn_eps, seed=args.seed, device=device, options=options)
-    learned, cache_note = {}, None
-    key = _cache_key(info, learn_eps, args.seed, options)
-    if args.sets_cache and os.path.exists(args.sets_cache):
-        learned, written = load_sets(args.sets_cache, key, names)
-        cache_note = (f"learned sets and learner measurements loaded from "
-                      f"{os.path.basename(args.sets_cache)}, written {written} by an "
-                      "earlier run with the same learner settings")
-        print(cache_note, flush=True)
-    for name in names:
-        if name in learned:
-            continue
-        res = learn(name, setup, X_train, y_train, args.threads, isolate)
-        res["eps"] = (learn_eps if LEARNER_EPS[name] == "eps" else LEARNER_EPS[name])
-        res["linf_change_mean"] = float(np.mean(np.abs(
-            np.asarray(res["X"], np.float32) - X_train).reshape(len(y_train), -1)
-            .max(axis=1))) if len(res["X"]) == len(X_train) else None
-        learned[name] = res
-        mem = res.get("mem_fit_mib")
-        print(f"[learn {name}] {res['learn_s']:.1f}s"
-              + (f"  peak +{mem:.0f} MiB" if mem is not None else "")
-              + (f"  loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}"
-                 if res.get("loss_first") is not None else ""), flush=True)
-
-    if args.sets_cache and cache_note is None:
-        save_sets(args.sets_cache, key, learned)
-    warm_up(X_train, y_train, device)
-    records = []
-
-    def net_setup(seed, arch_epochs):
-        return Setup(eps=eps, seed=seed, epochs=arch_epochs, device=device,
-                     attack_steps=args.attack_steps, batch_size=args.batch_size,
-                     lr=args.lr)
-
-    def train_and_eval(set_name, X_fit, y_fit, arch, seed, training):
-        kwargs, model_name = arch_kwargs(arch, input_shape, args.mlp_hidden)
-        s = net_setup(seed, cnn_epochs if arch == "smallcnn" else epochs)
-        model = AdversarialClassifier(
-            **s.common(**kwargs, **({"eps": 0.0} if training == "natural" else {})))
-        with Timer(device) as t_fit:
-            model.fit(X_fit, y_fit)
-        row = {"set": set_name, "training": training, "model": model_name,
-               "seed": seed, "train_s": t_fit.seconds,
-               "fit_acc": float(np.mean(model.predict(X_fit) == y_fit))}
-        row.update(evaluate(model, X_test, y_test, eps, seed, attack_for[arch],
-                            not args.no_pgd20, device))
-        records.append(row)
-        print(f"[{set_name} {training} {model_name} seed={seed}] train "
-              f"{row['train_s']:.1f}s  clean {row['clean_acc']:.3f}  "
-              f"{row['robust_attack']} {row['robust_acc']:.3f}  "
-              f"eval {row['eval_s']:.1f}s", flush=True)
-
-    # 2. kernel regression and 3. naturally trained networks on every set
-    for name in names:
-        X_fit, y_fit = learned[name]["X"], learned[name]["y"]
-        if not args.no_kernel:
-            kernel = NTKClassifier(kernel="fc", depth=args.ntk_depth, get="ntk",
-                                   ridge=args.ntk_ridge, device=device,
-                                   dtype=args.kernel_dtype)
-            try:
-                with Timer(device) as t_fit:
-                    kernel.fit(X_fit, y_fit)
-            except (RuntimeError, ValueError) as exc:   # float32 Cholesky failure
-                if args.kernel_dtype == "float64":
-                    raise
-                print(f"[{name} kernel] float32 fit failed ({exc}); float64",
-                      flush=True)
-                kernel.set_params(dtype="float64")
-                with Timer(device) as t_fit:
-                    kernel.fit(X_fit, y_fit)
-            row = {"set": name, "training": "kernel regression",
-                   "model": f"NTK(fc, depth {args.ntk_depth}, {kernel.dtype})",
-                   "seed": None,
-                   "train_s": t_fit.seconds,
-                   "fit_acc": float(np.mean(kernel.predict(X_fit) == y_fit))}
-            row.update(evaluate(kernel, X_test, y_test, eps, args.seed,
-                                attack_for["kernel"], not args.no_pgd20, device))
-            records.append(row)
-            print(f"[{name} kernel] clean {row['clean_acc']:.3f}  "
-                  f"{row['robust_attack']} {row['robust_acc']:.3f}  "
-                  f"eval {row['eval_s']:.1f}s", flush=True)
-        for arch in args.archs:
-            for seed in args.seeds:
-                train_and_eval(name, X_fit, y_fit, arch, seed, "natural")
-
-    # 4. PGD-AT on the original data, same networks and epochs
-    if not args.no_pgd_at:
-        for arch in args.archs:
-            for seed in args.seeds:
-                train_and_eval("original", X_train, y_train, arch, seed, "pgd_at")
-    total_s = time.perf_counter() - t_start
-
-    # 5. summaries
-    summary = summarize(records)
+def write(args, info, ctx, learned, records, sets, note, total_s):
+    """Tables to stdout and to ``benchmarks/results/`` (unless ``--no-write``)."""
+    summary = summarize(records, sets)
+    gain_rows = gains(records, sets)
     costs = amortisation(summary, learned)
-    learner_rows = [{
-        "set": n, "eps": r["eps"], "learn_s": r["learn_s"],
-        "warmup_s": r.get("warmup_s"), "memory": r.get("memory"),
-        "mem_base_mib": r.get("mem_base_mib"), "mem_peak_mib": r.get("mem_peak_mib"),
-        "mem_fit_mib": r.get("mem_fit_mib"), "n_iter": r.get("n_iter"),
-        "loss_first": r.get("loss_first"), "loss_last": r.get("loss_last"),
-        "loss_start10": r.get("loss_start10"), "loss_end10": r.get("loss_end10"),
-        "linf_change_mean": r["linf_change_mean"]} for n, r in learned.items()]
-    step_size = 2.5 * eps / args.attack_steps
-    settings = {
-        "data": data, "source": info["source"], "n_train": info["n_train"],
-        "n_test": info["n_test"], "input_shape": info["input_shape"], "norm": "linf",
-        "eps": eps, "learn_eps": learn_eps, "learners": names,
-        "skipped": skipped, "learner_options": options,
-        "learner_params": {n: r.get("params") for n, r in learned.items()},
-        "archs": [arch_kwargs(a, input_shape, args.mlp_hidden)[1] for a in args.archs],
-        "epochs_mlp": epochs, "epochs_smallcnn": cnn_epochs,
-        "batch_size": args.batch_size, "optimizer": "Adam", "lr": args.lr,
-        "shuffle": True, "pgd_at_attack": f"PGD-{args.attack_steps} step "
-                                          f"{step_size:.4g}",
-        "kernel": f"NTKClassifier(kernel='fc', depth={args.ntk_depth}, get='ntk', "
-                  f"ridge={args.ntk_ridge}, dtype={args.kernel_dtype!r})",
-        "eval_attack": attack_for,
-        "eval_presets": {p: describe_preset(p)
-                         for p in dict.fromkeys(list(attack_for.values()) + ["pgd"])},
-        "memory_measure": ("CUDA: torch.cuda.max_memory_allocated minus the "
-                           "allocation before fit" if str(device).startswith("cuda")
-                           else "spawned child per learner: ru_maxrss at the end "
-                                "minus VmRSS after imports, data and warm-up fit"
-                           if isolate else "in process: ru_maxrss minus VmRSS before "
-                                           "fit (a lower bound when an earlier peak "
-                                           "was higher)"),
-        "learner_seed": args.seed, "seeds": list(args.seeds), "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "total_wall_s": round(total_s, 1),
-    }
-    if cache_note:
-        settings["sets_cache"] = cache_note
-    columns = ["set", "training", "model", "seed", "clean_acc", "robust_acc",
-               "robust_attack", "robust_pgd20", "fit_acc", "train_s", "eval_s"]
-    summary_columns = ["set", "training", "model", "n_seeds", "clean_acc",
-                       "robust_acc", "robust_attack", "robust_pgd20", "train_s_mean"]
-    learner_columns = ["set", "eps", "learn_s", "mem_fit_mib", "mem_peak_mib",
-                       "n_iter", "loss_start10", "loss_end10", "linf_change_mean"]
+    learner_rows = []
+    for n, r in learned.items():
+        if n == "original":
+            continue
+        X_base, _ = base_rows(r, ctx["X_train"], ctx["y_train"])
+        linf = l2 = None
+        if len(X_base) == len(r["X"]):
+            linf, l2 = (float(v.mean()) for v in change_sizes(X_base, r["X"]))
+        learner_rows.append({
+            "set": n, "eps": r["eps"], "rows": len(r["y"]), "learn_s": r["learn_s"],
+            "mem_fit_mib": r.get("mem_fit_mib"), "mem_peak_mib": r.get("mem_peak_mib"),
+            "n_iter": r.get("n_iter"), "loss_start10": r.get("loss_start10"),
+            "loss_end10": r.get("loss_end10"), "acc_start10": r.get("acc_start10"),
+            "acc_end10": r.get("acc_end10"), "linf_change": linf, "l2_change": l2,
+            "warnings": len(r.get("warnings", []))})
+    gain_cols = list(dict.fromkeys(k for row in gain_rows for k in row
+                                   if k != "gain_mean"))
+    summary_cols = ["set", "role", "training", "model", "n_seeds", "clean_acc",
+                    "robust_acc", "fit_acc_mean", "train_s_mean"]
+    learner_cols = list(learner_rows[0]) if learner_rows else []
     print()
-    print(markdown_table(learner_rows, learner_columns))
-    print(markdown_table(summary, summary_columns))
-    print(markdown_table(costs))
+    for table, cols in ((learner_rows, learner_cols), (summary, summary_cols),
+                        (gain_rows, gain_cols), (costs, None)):
+        print(markdown_table(table, cols))
     print(f"total {total_s:.0f}s", flush=True)
     if args.no_write:
-        return records
-    name = f"robust_datasets_{data}"
+        return
+    settings = {
+        "data": args.data, "source": info["source"], "n_train": info["n_train"],
+        "n_test": info["n_test"], "input_shape": info["input_shape"], "norm": "linf",
+        "eps": ctx["eps"], "learn_eps": ctx["learn_eps"], "learners": list(learned),
+        "learner_overrides": {k: v for k, v in _options(args).items()
+                              if v is not None},
+        "learner_params": {n: r.get("params") for n, r in learned.items()},
+        "archs": [arch_kwargs(a, ctx["input_shape"])[1] for a in args.archs],
+        "epochs_mlp": ctx["epochs"], "epochs_smallcnn": ctx["cnn_epochs"],
+        "batch_size": args.batch_size, "optimizer": "Adam", "lr": args.lr,
+        "ceilings": f"{args.ceilings} with PGD-{args.attack_steps}, step "
+                    f"2.5 eps / steps; TRADES beta 6",
+        "eval_attack": ctx["attack_for"],
+        "eval_presets": {p: describe_preset(p)
+                         for p in dict.fromkeys(ctx["attack_for"].values())},
+        "learner_seed": args.seed, "seeds": list(args.seeds), "device": ctx["device"],
+        "torch_threads": torch.get_num_threads(), "total_wall_s": round(total_s, 1),
+    }
+    if note:
+        settings["sets_cache"] = note
+    name = f"robust_datasets_{args.data}"
     if args.tag:
         name += f"_{args.tag}"
-    elif data != "digits" and args.n_train is not None:
+    elif args.data != "digits" and args.n_train is not None:
         name += f"_n{info['n_train']}"
     json_path, md_path = write_results(
-        name, records, settings, device=device, columns=columns, summary=summary,
-        summary_columns=summary_columns,
-        title=f"Robust-dataset learners on {data} (L-inf eps={eps})",
+        name, records, settings, device=ctx["device"],
+        columns=["set", "training", "model", "seed", "clean_acc", "robust_acc",
+                 "robust_attack", "fit_acc", "train_s", "eval_s"],
+        summary=summary, summary_columns=summary_cols,
+        title=f"Robust-dataset learners on {args.data} (L-inf eps={ctx['eps']})",
         notes=["robust_acc: robust_accuracy_score on the real test split with the "
                "preset in robust_attack (strong = attack=None, the library's default "
-               "AutoAttack standard ensemble); robust_pgd20: attack='pgd'. Kernel "
-               "rows attack the kernel predictor white-box through its torch view.",
-               "natural: AdversarialClassifier(eps=0) trained on the learned set; "
-               "pgd_at: PGD adversarial training on the original training split. "
-               f"Network seeds {list(args.seeds)} differ from the learners' seed "
-               f"{args.seed}.",
-               "fit_acc: accuracy on the set the model was trained on; train_s, "
-               "eval_s: wall-clock seconds."])
-    # learner costs and amortisation: extra tables in the same files
+               "AutoAttack standard ensemble).",
+               "natural: AdversarialClassifier(eps=0) trained on the set; pgd_at, "
+               "trades: trained on the original training split (the ceilings). "
+               f"Network seeds {list(args.seeds)}; learners' seed {args.seed}.",
+               "Controls of a learned set L: original (or L:initial, the support's "
+               "starting rows), L_eps0 (the same learner without attack), L+sign "
+               "and L+uniform (random noise of the learned change's per-row L-inf "
+               "and L2 size)."])
     with open(json_path, encoding="utf-8") as f:
         payload = json.load(f)
     payload["learners"] = [dict(row, loss_history=learned[row["set"]].get(
-        "loss_history")) for row in learner_rows]
-    payload["amortisation"] = costs
-    from _common import _jsonable
+        "loss_history"), accuracy_history=learned[row["set"]].get("accuracy_history"),
+        warning_texts=learned[row["set"]].get("warnings")) for row in learner_rows]
+    payload["gains"], payload["amortisation"] = gain_rows, costs
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(_jsonable(payload), f, indent=2)
         f.write("\n")
     with open(md_path, "a", encoding="utf-8") as f:
-        f.write("\n## Learners\n\n" + markdown_table(learner_rows, learner_columns)
-                + "\n- learn_s: wall-clock seconds of fit (after an untimed warm-up "
-                  "fit with max_iter=1 on 200 rows); mem_fit_mib: "
-                  + settings["memory_measure"] + " (MiB); mem_peak_mib: the peak "
-                  "itself; linf_change_mean: mean over rows of the L-inf distance "
-                  "between a learned row and its original; loss_start10, "
-                  "loss_end10: mean outer loss of the first and last tenth of the "
-                  "steps (whole trajectories in the JSON).\n"
+        f.write("\n## Gains over the controls\n\n" + markdown_table(gain_rows, gain_cols)
+                + "\n- vs C: robust accuracy of the learned set minus that of control "
+                  "C, seed by seed, mean ± std; gain: over the best control (highest "
+                  "mean robust accuracy).\n"
+                + "\n## Learners\n\n" + markdown_table(learner_rows, learner_cols)
+                + "\n- learn_s: wall-clock seconds of fit after an untimed warm-up; "
+                  "mem_fit_mib: peak RSS of the learner's child process minus its RSS "
+                  "before fit (CUDA: max_memory_allocated); loss/acc_start10, _end10: "
+                  "mean outer loss and clean accuracy of the learner's own model on "
+                  "real batches, first and last tenth of the steps; linf_change, "
+                  "l2_change: mean per-row size of the learned change.\n"
                 + "\n## Amortisation\n\n" + markdown_table(costs)
-                + "\n- learn_plus_1_train_s: learning + one natural training on the "
-                  "learned set; pgd_at_1_s: one PGD-AT training; break_even_k: the "
-                  "smallest k with learn_s + k * natural_train_s <= k * "
-                  "pgd_at_train_s (never: natural training on the set is not "
-                  "cheaper). Compare robust_acc before reading it as a saving.\n"
+                + "\n- break_even_k: the smallest k with learn_s + k * natural_train_s "
+                  "<= k * pgd_at_train_s. Compare robust_acc before reading it as a "
+                  "saving.\n"
                 + f"\n- total wall time of the run: {total_s:.0f} s\n")
     print("wrote", json_path, md_path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = setup_runtime(args)
+    eps = DEFAULT_EPS[args.data] if args.eps is None else args.eps
+    learn_eps = eps if args.learn_eps is None else args.learn_eps
+    if args.seed in args.seeds:
+        print(f"warning: network seed {args.seed} is also the learners' seed",
+              flush=True)
+    X_train, X_test, y_train, y_test, info = load_data(
+        args.data, data_path=args.data_path, n_train=args.n_train, n_test=args.n_test,
+        seed=args.seed)
+    ctx = {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test,
+           "input_shape": tuple(X_train.shape[1:]), "eps": eps, "learn_eps": learn_eps,
+           "device": device, "attack_steps": args.attack_steps,
+           "batch_size": args.batch_size, "lr": args.lr,
+           "epochs": args.epochs or DEFAULT_EPOCHS[args.data],
+           "cnn_epochs": args.cnn_epochs or DEFAULT_CNN_EPOCHS[args.data],
+           "attack_for": {"kernel": args.eval_attack, "mlp": args.eval_attack,
+                          "mlp64": args.eval_attack,
+                          "smallcnn": args.cnn_eval_attack or args.eval_attack}}
+    t_start = time.perf_counter()
+    options = _options(args)
+    setup = LearnSetup(eps=learn_eps, seed=args.seed, device=device, options=options)
+    isolate = args.memory == "child" and not str(device).startswith("cuda")
+    learned, note = learn_sets(args.learners, setup, X_train, y_train, args, isolate,
+                               _cache_key(info, learn_eps, args.seed, options))
+    sets = training_sets(learned, X_train, y_train, args.seed)
+    warm_up(X_train, y_train, device)
+    records = []
+    for name, (X_fit, y_fit, _, _) in sets.items():
+        if args.kernel:
+            records.append(kernel_row(name, X_fit, y_fit, ctx))
+        for arch in args.archs:
+            for seed in args.seeds:
+                records.append(train_and_evaluate(name, X_fit, y_fit, arch, seed,
+                                                  "natural", ctx))
+    for training in args.ceilings:
+        for arch in args.archs:
+            for seed in args.seeds:
+                records.append(train_and_evaluate("original", X_train, y_train, arch,
+                                                  seed, training, ctx))
+    write(args, info, ctx, learned, records, sets, note, time.perf_counter() - t_start)
     return records
 
 

@@ -2,7 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-__all__ = ["NotLogitsWarning", "GradientMaskingWarning", "BlackBoxAttackWarning"]
+__all__ = ["NotLogitsWarning", "GradientMaskingWarning", "BlackBoxAttackWarning",
+           "DatasetLearningWarning"]
 
 
 class NotLogitsWarning(UserWarning):
@@ -19,3 +20,13 @@ class GradientMaskingWarning(UserWarning):
 
 class BlackBoxAttackWarning(UserWarning):
     """The estimator has no differentiable view and was scored with a black-box attack."""
+
+
+class DatasetLearningWarning(UserWarning):
+    """A robust-dataset learner did not learn what it should.
+
+    Raised when the inner network of a learner stays at chance level (its
+    hypergradient is then noise) or when the learned set loses the classes (the
+    learner's own model classifies real data much worse at the end than at the
+    start, the sign of an ``eps`` too large for the input's scale).
+    """

@@ -2,6 +2,7 @@
 """Tests for TriLevelDatasetLearner and the robust / non-robust feature model."""
 
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from sklearn_robust import AdversarialClassifier
 from sklearn_robust.dataset_learning import TriLevelDatasetLearner
 from sklearn_robust.dataset_learning._trilevel import (unrolled_adversarial_loss,
                                                        unrolled_train)
+from sklearn_robust.exceptions import DatasetLearningWarning
 from sklearn_robust.datasets import make_robust_nonrobust_features
 from sklearn_robust.metrics import robust_accuracy_score
 from sklearn_robust.nn import MLP
@@ -339,3 +341,64 @@ def test_digits_natural_training_on_learned_set_is_more_robust(digits_split):
     pgd_control = robust_accuracy_score(control, X_test, y_test, eps=0.1,
                                         attack="pgd")
     assert pgd1 >= pgd_control + 0.08
+
+
+# ------------------------------------------------------------ defaults and diagnostics
+
+
+def test_default_inner_network_learns(digits_small):
+    # the defaults train the inner network at every outer step: its clean
+    # accuracy on real batches is high and its loss far below chance level
+    X, y = digits_small
+    learner = TriLevelDatasetLearner(max_iter=2, batch_size=32, attack_steps=2,
+                                     random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetLearningWarning)
+        learner.fit(X, y)
+    assert learner.accuracy_history_.shape == (2,)
+    assert learner.accuracy_history_.min() >= 0.8
+    assert learner.clean_loss_history_.max() < 0.5 * np.log(10)
+    assert np.all(learner.adversarial_accuracy_history_
+                  <= learner.accuracy_history_ + 1e-12)
+
+
+def test_warns_when_inner_network_does_not_learn(digits_small):
+    X, y = digits_small
+    learner = TriLevelDatasetLearner(**{**FAST, "inner_steps": 1, "inner_lr": 1e-4})
+    with pytest.warns(DatasetLearningWarning, match="does not learn"):
+        learner.fit(X, y)
+    assert learner.clean_loss_history_.min() > 0.9 * np.log(10)
+
+
+def test_collapse_warning_compares_first_and_last_tenth():
+    learner = TriLevelDatasetLearner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetLearningWarning)
+        learner._warn_if_collapsed(np.linspace(0.95, 0.9, 20), "net")   # -0.05
+    with pytest.warns(DatasetLearningWarning, match="losing the classes"):
+        learner._warn_if_collapsed(np.linspace(0.95, 0.7, 20), "net")
+
+
+def test_fast_configuration():
+    fast = TriLevelDatasetLearner.fast(eps=0.05, max_iter=7)
+    params = fast.get_params()
+    assert params["inner_steps"] == 50 and params["inner_lr"] == 1.0
+    assert params["eps"] == 0.05 and params["max_iter"] == 7
+    assert params["module"].keywords == {"hidden_layer_sizes": ()}
+    assert clone(fast).get_params()["inner_steps"] == 50
+
+
+def test_truncated_unrolling_drops_the_early_steps(digits_small):
+    X, y = digits_small
+    x = torch.as_tensor(X[:16], dtype=torch.float32).requires_grad_(True)
+    codes = torch.as_tensor(np.unique(y[:16], return_inverse=True)[1])
+    module = LINEAR(input_shape=(64,), n_classes=int(codes.max()) + 1)
+    params = {k: v.detach().requires_grad_(True) for k, v in module.named_parameters()}
+    batches = [torch.arange(16)] * 3
+    full = unrolled_train(module, params, x, codes, batches, 0.5)
+    last = unrolled_train(module, params, x, codes, batches, 0.5, n_unrolled=1)
+    for k in full:       # the same trained parameters ...
+        torch.testing.assert_close(full[k], last[k])
+    g_full = torch.autograd.grad(sum(v.sum() for v in full.values()), x)[0]
+    g_last = torch.autograd.grad(sum(v.sum() for v in last.values()), x)[0]
+    assert not torch.allclose(g_full, g_last)          # ... another hypergradient

@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..exceptions import DatasetLearningWarning
 from ..utils._validation import check_clip_box, check_in_box
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
@@ -180,6 +182,19 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     def _learn(self, X, y):
         raise NotImplementedError
+
+    def _warn_if_collapsed(self, accuracy, model, drop=0.1):
+        """Warn when the clean accuracy of the learner's ``model`` on real batches
+        fell by more than ``drop`` from the first to the last tenth of the steps."""
+        k = max(1, len(accuracy) // 10)
+        start, end = float(np.mean(accuracy[:k])), float(np.mean(accuracy[-k:]))
+        if end < start - drop:
+            warnings.warn(
+                f"The learned set is losing the classes: the clean accuracy of "
+                f"{model} on real batches fell from {start:.3f} to {end:.3f} during "
+                f"learning. eps={self.eps} may be too large for the scale of the "
+                "inputs; check the set with a model trained on it, or lower eps or "
+                "lr.", DatasetLearningWarning, stacklevel=3)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -41,7 +41,7 @@ stage throughput 90 python3 benchmarks/throughput.py --data mnist --data-path "$
 stage methods 240 python3 benchmarks/run_methods.py --data mnist --data-path "$DATA" \
     --device cuda --epochs 10 --seeds 0 --methods natural pgd_at trades gairat dale
 stage robust-datasets 180 python3 benchmarks/robust_datasets.py --data mnist \
-    --data-path "$DATA" --n-train 10000 --n-test 1000 --archs mlp --ntk-max-iter 100 \
+    --data-path "$DATA" --n-train 10000 --n-test 1000 --archs mlp \
     --device cuda
 
 tar czf "$OUT/results.tgz" benchmarks/results/*cuda* 2>>"$OUT/log.txt"

@@ -97,9 +97,10 @@ class LearnSetup:
     options: dict = dataclasses.field(default_factory=dict)
 
     def _given(self, prefix, **names):
-        """``{param: options[prefix_name]}`` for the overrides that were given."""
-        return {param: self.options[f"{prefix}_{key}"] for key, param in names.items()
-                if self.options.get(f"{prefix}_{key}") is not None}
+        """The overrides given for ``prefix``: the named flags, then ``--param``."""
+        given = {param: self.options[f"{prefix}_{key}"] for key, param in names.items()
+                 if self.options.get(f"{prefix}_{key}") is not None}
+        return dict(given, **self.options.get("params", {}).get(prefix, {}))
 
     def common(self, eps):
         return dict(eps=eps, device=self.device, random_state=self.seed,
@@ -111,9 +112,9 @@ class LearnSetup:
             "ntk", target_batch_size="target_batch_size", lr="lr",
             attack_steps="attack_steps", depth="depth"))
 
-    def trilevel(self, eps, fast=False):
+    def trilevel(self, eps, fast=False, init=None):
         make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner
-        return make(**self.common(eps), **self._given(
+        return make(**self.common(eps), init=init, **self._given(
             "tri", inner_steps="inner_steps", inner_lr="inner_lr", lr="lr"))
 
     def dr(self):
@@ -133,6 +134,9 @@ LEARNERS = {
     "trilevel_fast": lambda s: s.trilevel(s.eps, fast=True),
     "trilevel_fast_eps0": lambda s: s.trilevel(0.0, fast=True),
     "dr": lambda s: s.dr(),                    # Ilyas et al.'s D_R
+    # the combination: the tri-level learner started from the distilled set
+    "ntk_trilevel": lambda s: s.trilevel(s.eps, init=s.ntk(s.eps)),
+    "ntk_trilevel_eps0": lambda s: s.trilevel(0.0, init=s.ntk(0.0)),
 }
 DEFAULT_LEARNERS = ["original", "ntk", "ntk_eps0", "ntk_support", "ntk_support_eps0",
                     "trilevel", "trilevel_eps0", "trilevel_fast", "trilevel_fast_eps0"]
@@ -570,6 +574,10 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
                         help="seeds of the downstream networks (initialisation, "
                              "batches); keep them different from --seed")
+    parser.add_argument("--validation", type=float, default=None, metavar="FRACTION",
+                        help="choose settings without the test split: learn on the "
+                             "training split less FRACTION of it (stratified, --seed) "
+                             "and evaluate on that FRACTION instead of the test split")
     g = parser.add_argument_group(
         "learner overrides (default: each learner's library defaults)")
     g.add_argument("--max-iter", type=int, default=None,
@@ -583,6 +591,10 @@ def parse_args(argv=None):
             kind = float if "lr" in n else int
             g.add_argument(f"--{prefix}-{n}", type=kind, default=None)
     g.add_argument("--dr-max-iter", type=int, default=None)
+    g.add_argument("--param", nargs="+", default=[], metavar="LEARNER.NAME=VALUE",
+                   help="any other learner parameter, LEARNER one of ntk, tri, dr and "
+                        "VALUE a Python literal, e.g. ntk.max_change=0.2 "
+                        "tri.max_iter=800")
     g = parser.add_argument_group("downstream networks and evaluation")
     g.add_argument("--archs", nargs="+", default=["mlp", "mlp64", "smallcnn"],
                    choices=list(ARCHS))
@@ -615,11 +627,46 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _parse_params(items):
+    """``["ntk.max_change=0.2", ...]`` -> ``{"ntk": {"max_change": 0.2}, ...}``."""
+    import ast
+
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        prefix, dot, param = name.partition(".")
+        if not sep or not dot or prefix not in ("ntk", "tri", "dr") or not param:
+            raise SystemExit(f"--param {item!r}: expected LEARNER.NAME=VALUE with "
+                             "LEARNER one of ntk, tri, dr")
+        try:
+            params.setdefault(prefix, {})[param] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"--param {item!r}: {value!r} is not a Python literal")
+    return params
+
+
 def _options(args):
     keys = ["max_iter", "n_support", "ntk_target_batch_size", "ntk_lr",
             "ntk_attack_steps", "ntk_depth", "tri_inner_steps", "tri_inner_lr",
             "tri_lr", "dr_max_iter"]
-    return {k: getattr(args, k) for k in keys}
+    options = {k: getattr(args, k) for k in keys}
+    params = _parse_params(args.param)
+    if params:
+        options["params"] = params
+    return options
+
+
+def validation_split(X_train, y_train, info, fraction, seed):
+    """Split the training split into a fitting part and a validation part."""
+    from sklearn.model_selection import train_test_split
+
+    X_fit, X_val, y_fit, y_val = train_test_split(
+        X_train, y_train, test_size=fraction, stratify=y_train, random_state=seed)
+    info = dict(info, n_train=int(len(y_fit)), n_test=int(len(y_val)),
+                source=f"{info['source']}; training split cut {1 - fraction:g}/"
+                       f"{fraction:g} (stratified, seed {seed}): learn on the first "
+                       "part, evaluate on the second (validation, not the test split)")
+    return X_fit, X_val, y_fit, y_val, info
 
 
 def write(args, info, ctx, learned, records, sets, note, total_s):
@@ -660,6 +707,8 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
         "eps": ctx["eps"], "learn_eps": ctx["learn_eps"], "learners": list(learned),
         "learner_overrides": {k: v for k, v in _options(args).items()
                               if v is not None},
+        "split": ("test" if args.validation is None
+                  else f"validation ({args.validation:g} of the training split)"),
         "learner_params": {n: r.get("params") for n, r in learned.items()},
         "archs": [arch_kwargs(a, ctx["input_shape"])[1] for a in args.archs],
         "epochs_mlp": ctx["epochs"], "epochs_smallcnn": ctx["cnn_epochs"],
@@ -675,6 +724,8 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
     if note:
         settings["sets_cache"] = note
     name = f"robust_datasets_{args.data}"
+    if args.validation is not None:
+        name += "_validation"
     if args.tag:
         name += f"_{args.tag}"
     elif args.data != "digits" and args.n_train is not None:
@@ -685,7 +736,9 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
                  "robust_attack", "fit_acc", "train_s", "eval_s"],
         summary=summary, summary_columns=summary_cols,
         title=f"Robust-dataset learners on {args.data} (L-inf eps={ctx['eps']})",
-        notes=["robust_acc: robust_accuracy_score on the real test split with the "
+        notes=["robust_acc: robust_accuracy_score on the real "
+               + ("test split" if args.validation is None else "validation rows")
+               + " with the "
                "preset in robust_attack (strong = attack=None, the library's default "
                "AutoAttack standard ensemble).",
                "natural: AdversarialClassifier(eps=0) trained on the set; pgd_at, "
@@ -735,6 +788,9 @@ def main(argv=None):
     X_train, X_test, y_train, y_test, info = load_data(
         args.data, data_path=args.data_path, n_train=args.n_train, n_test=args.n_test,
         seed=args.seed)
+    if args.validation is not None:
+        X_train, X_test, y_train, y_test, info = validation_split(
+            X_train, y_train, info, args.validation, args.seed)
     ctx = {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test,
            "input_shape": tuple(X_train.shape[1:]), "eps": eps, "learn_eps": learn_eps,
            "device": device, "attack_steps": args.attack_steps,

@@ -12,6 +12,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from sklearn_robust import AdversarialClassifier
 from sklearn_robust.attacks import PGD
 from sklearn_robust.dataset_learning import NTKRobustDistiller, RobustDatasetSampler
 from sklearn_robust.dataset_learning._ntk_distiller import (_KRRModule,
@@ -19,7 +20,8 @@ from sklearn_robust.dataset_learning._ntk_distiller import (_KRRModule,
                                                             krr_predict)
 from sklearn_robust.kernels import (ConvKernel, FCKernel, NTKClassifier,
                                     centered_one_hot, solve_kernel_ridge)
-from sklearn_robust.metrics import make_robust_scorer
+from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
+from sklearn_robust.nn import MLP
 
 # a quick configuration for the tests that do not measure robustness
 FAST = dict(eps=0.1, max_iter=3, target_batch_size=40, attack_steps=2, random_state=0)
@@ -109,6 +111,21 @@ def test_same_size_mode_contract(digits_small):
     np.testing.assert_allclose(distiller.Y_robust_,
                                centered_one_hot(np.searchsorted(distiller.classes_, y),
                                                 10).numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("n_support", [None, 20])
+def test_max_change_bounds_every_row(digits_small, n_support):
+    X, y = digits_small
+    kw = {**FAST, "lr": 0.3, "max_iter": 4, "n_support": n_support}   # big steps
+    free = NTKRobustDistiller(**kw).fit(X, y)
+    start = X[free.support_indices_]
+    assert np.abs(free.X_robust_ - start).max() > 0.3
+    bound = NTKRobustDistiller(**kw, max_change=0.05).fit(X, y)
+    change = np.abs(bound.X_robust_ - X[bound.support_indices_]).max(axis=1)
+    assert change.max() <= 0.05 + 1e-6 and np.median(change) > 0.04
+    assert bound.X_robust_.min() >= 0.0 and bound.X_robust_.max() <= 1.0
+    fixed = NTKRobustDistiller(**kw, max_change=0.0).fit(X, y)
+    np.testing.assert_array_equal(fixed.X_robust_, X[fixed.support_indices_])
 
 
 def test_support_set_mode(digits_small):
@@ -216,6 +233,7 @@ def test_verbose_progress_bar_runs(digits_small, capsys):
     ({"lr": 0.0}, "lr"),
     ({"attack_steps": 0}, "attack_steps"),
     ({"clean_weight": 1.5}, "clean_weight"),
+    ({"max_change": -0.1}, "max_change"),
     ({"dtype": "float16"}, "dtype"),
     ({"device": "gpu:x"}, "device"),
     ({"clip_min": 1.0, "clip_max": 0.0}, "clip"),
@@ -301,6 +319,33 @@ def test_distillation_lowers_adversarial_loss_of_the_kernel_predictor(small_digi
     assert after < 0.92 * kip
     # the outer objective went down during learning
     assert distiller.loss_history_[-10:].mean() < 0.6 * distiller.loss_history_[:10].mean()
+
+
+def test_naturally_trained_network_on_distilled_set_beats_its_controls(digits_split):
+    # the claim that matters: a finite network the distiller never saw, trained
+    # naturally on the learned rows, is more robust on held-out data than the same
+    # network trained on the original rows or on the eps=0 learner's rows
+    X_train, X_test, y_train, y_test = digits_split
+    X, y, X_test, y_test = X_train[:500], y_train[:500], X_test[:300], y_test[:300]
+
+    def robust(X_fit):
+        net = AdversarialClassifier(
+            eps=0.0, module=MLP, module__hidden_layer_sizes=(256, 256),
+            max_epochs=60, lr=1e-3, batch_size=64, random_state=0).fit(X_fit, y)
+        return (net.score(X_test, y_test),
+                robust_accuracy_score(net, X_test, y_test, eps=0.1, attack="fast",
+                                      random_state=0))
+
+    learned = NTKRobustDistiller(eps=0.1, max_iter=50, random_state=0).fit(X, y)
+    eps0 = NTKRobustDistiller(eps=0.0, max_iter=50, random_state=0).fit(X, y)
+    (clean0, robust0), (clean1, robust1), (_, robust_eps0) = (
+        robust(X), robust(learned.X_robust_), robust(eps0.X_robust_))
+    # measured (2026-12-03, CPU): original 0.963 clean / 0.413 robust, learned
+    # 0.970 / 0.530, eps=0 control 0.97 / 0.373; learner seeds 1 and 2 gave
+    # 0.527 and 0.520 against eps=0 controls of 0.407 and 0.387
+    assert robust1 >= robust0 + 0.07
+    assert robust1 >= robust_eps0 + 0.07
+    assert clean1 >= clean0 - 0.02
 
 
 def test_pipeline_cross_val_score_with_robust_scorer(small_digits):

@@ -53,6 +53,20 @@ def _adam_step(x, grad, m, v, t, lr, beta1=0.9, beta2=0.999, tiny=1e-8):
     x.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
 
 
+def _change_bounds(x, clip_min, clip_max, max_change):
+    """Lower and upper bounds of the learned rows that start at ``x``.
+
+    The clip box, intersected with the ``linf`` ball of radius ``max_change``
+    around ``x`` when ``max_change`` is not ``None``; ``None`` for a side
+    without a bound (for ``torch.clamp``).
+    """
+    lo, hi = clip_min, clip_max
+    if max_change is not None:
+        lo = x - max_change if lo is None else torch.clamp(x - max_change, min=lo)
+        hi = x + max_change if hi is None else torch.clamp(x + max_change, max=hi)
+    return lo, hi
+
+
 class BaseRobustDataset(TransformerMixin, BaseEstimator):
     """Base class of transformers that learn a robust training set.
 

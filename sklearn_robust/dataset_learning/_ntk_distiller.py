@@ -17,8 +17,8 @@ from ..kernels._conv import as_images
 from ..utils._torch import seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import (BaseRobustDataset, _adam_step, _check_device, _check_int,
-                    _check_real)
+from ._base import (BaseRobustDataset, _adam_step, _change_bounds, _check_device,
+                    _check_int, _check_real)
 
 __all__ = ["NTKRobustDistiller", "krr_predict", "krr_mse"]
 
@@ -80,6 +80,11 @@ class _KRRModule(torch.nn.Module):
 
 
 @Substitution(**FRAGMENTS)
+def _rows(bound, block):
+    """The rows ``block`` of a per-row bound (a number or ``None`` as it is)."""
+    return bound[block] if isinstance(bound, torch.Tensor) else bound
+
+
 class NTKRobustDistiller(BaseRobustDataset):
     r"""Learn a training set that is robust for infinite-width network regression.
 
@@ -170,6 +175,10 @@ class NTKRobustDistiller(BaseRobustDataset):
         Weight of the clean loss in the outer objective
         ``(1 - clean_weight) * adversarial + clean_weight * clean``;
         ``1.0`` is plain KIP.
+    max_change : float or None, default=None
+        Optional ``linf`` bound on how far a support image may move from the
+        real image it started from; ``None`` lets it move anywhere in the clip
+        box.
     %(clip_box)s
     dtype : {"float32", "float64"}, default="float32"
         Precision of the kernels (the ridge solve is always float64).
@@ -234,8 +243,8 @@ class NTKRobustDistiller(BaseRobustDataset):
     ours: the attack maximises the same squared loss that the outer level
     minimises (Danskin's theorem then gives the outer gradient at the attack's
     output); PGD starts uniformly in the ball; the support is clipped to the
-    pixel box after each step; the optional clean term and the block scheme for
-    large sets.
+    pixel box (and the optional ``max_change`` ball) after each step; the
+    optional clean term and the block scheme for large sets.
 
     Target batches are drawn from all rows. In same-size mode with a block
     that holds the target rows, kernel regression (ridge ``1e-6``) interpolates
@@ -291,8 +300,8 @@ class NTKRobustDistiller(BaseRobustDataset):
                  b_std=0.1, get="ntk", ridge=1e-6, n_support=None,
                  target_batch_size=256, support_batch_size=2000, max_iter=100,
                  lr=0.04, attack_steps=10, attack_step_size=None, learn_labels=False,
-                 clean_weight=0.0, clip_min=0.0, clip_max=1.0, dtype="float32",
-                 device="cpu", random_state=None, verbose=0):
+                 clean_weight=0.0, max_change=None, clip_min=0.0, clip_max=1.0,
+                 dtype="float32", device="cpu", random_state=None, verbose=0):
         self.eps = eps
         self.norm = norm
         self.kernel = kernel
@@ -310,6 +319,7 @@ class NTKRobustDistiller(BaseRobustDataset):
         self.attack_step_size = attack_step_size
         self.learn_labels = learn_labels
         self.clean_weight = clean_weight
+        self.max_change = max_change
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.dtype = dtype
@@ -339,6 +349,7 @@ class NTKRobustDistiller(BaseRobustDataset):
                 or not 0.0 <= self.clean_weight <= 1.0):
             raise ValueError(f"clean_weight must be a number in [0, 1], got "
                              f"{self.clean_weight!r}.")
+        _check_real(self.max_change, "max_change", strict=False, allow_none=True)
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got "
                              f"{self.dtype!r}.")
@@ -405,6 +416,8 @@ class NTKRobustDistiller(BaseRobustDataset):
         rows = self._initial_support(codes, n_classes, rng)
         n_s = len(rows)
         X_s = x_real[rows].clone()
+        lo, hi = _change_bounds(X_s.clone(), self.clip_min, self.clip_max,
+                                self.max_change)
         Y_s = centered_one_hot(y_real[rows], n_classes, dtype=dtype, device=device)
         state = {"x": (torch.zeros_like(X_s), torch.zeros_like(X_s))}
         if self.learn_labels:
@@ -465,9 +478,8 @@ class NTKRobustDistiller(BaseRobustDataset):
                     m_full, v_full = state[key]
                     m, v, value = m_full[block], v_full[block], leaf.detach().clone()
                     _adam_step(value, grad, m, v, epoch + 1, lr)
-                    if key == "x" and (self.clip_min is not None
-                                       or self.clip_max is not None):
-                        value.clamp_(min=self.clip_min, max=self.clip_max)
+                    if key == "x" and (lo is not None or hi is not None):
+                        value.clamp_(min=_rows(lo, block), max=_rows(hi, block))
                     full[block], m_full[block], v_full[block] = value, m, v
             history.append((float(loss.detach()), float(adv.detach()),
                             float((clean_out.argmax(1) == y_t).float().mean()),

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import clone
 from torch.func import functional_call
 
 from ..attacks import PGD
@@ -18,8 +19,8 @@ from ..nn import MLP
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import (BaseRobustDataset, _adam_step, _check_device, _check_int,
-                    _check_real)
+from ._base import (BaseRobustDataset, _adam_step, _change_bounds, _check_device,
+                    _check_int, _check_real)
 
 __all__ = ["TriLevelDatasetLearner"]
 
@@ -210,6 +211,11 @@ default=None
     max_change : float or None, default=None
         Optional ``linf`` bound on how far a learned sample may move from its
         original; ``None`` lets it move anywhere in the clip box.
+    init : None or robust-dataset transformer, default=None
+        Where the learned set starts: ``None``, at the original rows; or a
+        same-size learner (e.g. :class:`NTKRobustDistiller`), a clone of which
+        is fitted on ``(X, y)`` (as ``init_``) and whose learned rows are the
+        start. The real data attacked at every step stay ``X``.
     %(clip_box)s
     %(device)s
     random_state : int, RandomState instance or None, default=None
@@ -225,6 +231,8 @@ default=None
         Their labels: ``y``, unchanged.
     classes_ : ndarray of shape (n_classes,)
         Class labels, in the order of the networks' logits.
+    init_ : transformer or None
+        The fitted ``init`` learner.
     loss_history_ : ndarray of shape (n_iter_,)
         Outer adversarial cross-entropy of the real batch at every outer step,
         before the update.
@@ -349,8 +357,8 @@ default=None
                  inner_lr=0.3, unrolled_steps=None, max_iter=400, lr=0.01,
                  batch_size=128,
                  inner_batch_size=None, attack_steps=10, attack_step_size=None,
-                 max_change=None, clip_min=0.0, clip_max=1.0, device="cpu",
-                 random_state=None, verbose=0):
+                 max_change=None, init=None, clip_min=0.0, clip_max=1.0,
+                 device="cpu", random_state=None, verbose=0):
         self.eps = eps
         self.norm = norm
         self.module = module
@@ -364,6 +372,7 @@ default=None
         self.attack_steps = attack_steps
         self.attack_step_size = attack_step_size
         self.max_change = max_change
+        self.init = init
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.device = device
@@ -404,12 +413,26 @@ default=None
         _check_int(self.attack_steps, "attack_steps")
         _check_real(self.attack_step_size, "attack_step_size", allow_none=True)
         _check_real(self.max_change, "max_change", strict=False, allow_none=True)
+        if self.init is not None and not (isinstance(self.init, BaseRobustDataset)
+                                          and self.init._is_same_size()):
+            raise TypeError("init must be None or a same-size robust-dataset learner "
+                            "(e.g. NTKRobustDistiller() without n_support), got "
+                            f"{self.init!r}.")
         _check_int(self.verbose, "verbose", low=0)
         _check_device(self.device)
         return _module_specs(self.module)
 
     def _is_same_size(self):
         return True
+
+    def _initial_rows(self, X, y, x_real):
+        """The start of the learned set: ``X``, or the rows ``init`` learns."""
+        self.init_ = None
+        if self.init is None:
+            return x_real.clone()
+        self.init_ = clone(self.init)
+        start = self.init_.fit_transform(X, y)
+        return torch.as_tensor(start, dtype=x_real.dtype, device=x_real.device).clone()
 
     def _learn(self, X, y):
         specs = self._check_params()
@@ -441,16 +464,11 @@ default=None
         batch = min(self.batch_size, n)
         inner_batch = min(self.inner_batch_size or self.batch_size, n)
 
-        X_syn = x_real.clone().requires_grad_(True)
+        X_syn = self._initial_rows(X, y, x_real).requires_grad_(True)
         # Adam state (written out: torch.optim would import torch._dynamo, ~5 s)
         adam_m = torch.zeros_like(x_real)
         adam_v = torch.zeros_like(x_real)
-        lo, hi = self.clip_min, self.clip_max
-        if self.max_change is not None:
-            lo = x_real - self.max_change if lo is None else torch.clamp(
-                x_real - self.max_change, min=lo)
-            hi = x_real + self.max_change if hi is None else torch.clamp(
-                x_real + self.max_change, max=hi)
+        lo, hi = _change_bounds(x_real, self.clip_min, self.clip_max, self.max_change)
 
         history = []
         steps = self._progress(range(self.max_iter))

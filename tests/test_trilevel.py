@@ -402,3 +402,28 @@ def test_truncated_unrolling_drops_the_early_steps(digits_small):
     g_full = torch.autograd.grad(sum(v.sum() for v in full.values()), x)[0]
     g_last = torch.autograd.grad(sum(v.sum() for v in last.values()), x)[0]
     assert not torch.allclose(g_full, g_last)          # ... another hypergradient
+
+
+def test_init_starts_from_another_learners_rows(digits_small):
+    from sklearn_robust.dataset_learning import NTKRobustDistiller
+
+    X, y = digits_small
+    init = NTKRobustDistiller(max_iter=3, target_batch_size=40, attack_steps=2,
+                              random_state=0)
+    start = clone(init).fit_transform(X, y)
+    # max_iter=1 at a tiny lr: the result stays next to where it started
+    learner = TriLevelDatasetLearner(**{**FAST, "max_iter": 1, "lr": 1e-4},
+                                     init=init).fit(X, y)
+    assert learner.init_ is not init and learner.init_.n_iter_ == 3
+    np.testing.assert_array_equal(learner.init_.X_robust_, start)
+    assert np.abs(learner.X_robust_ - start).max() <= 1e-3
+    assert np.abs(learner.X_robust_ - X).max() > 0.05
+    assert TriLevelDatasetLearner(**FAST).fit(X, y).init_ is None
+    # max_change is measured from the original rows, not from the start
+    bound = TriLevelDatasetLearner(**{**FAST, "max_iter": 1}, init=init,
+                                   max_change=0.01).fit_transform(X, y)
+    assert np.abs(bound - X).max() <= 0.01 + 1e-6
+    with pytest.raises(TypeError, match="same-size"):
+        TriLevelDatasetLearner(**FAST, init=NTKRobustDistiller(n_support=20)).fit(X, y)
+    with pytest.raises(TypeError, match="same-size"):
+        TriLevelDatasetLearner(**FAST, init=LogisticRegression()).fit(X, y)

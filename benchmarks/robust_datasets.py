@@ -110,7 +110,7 @@ class LearnSetup:
     def ntk(self, eps, n_support=None):
         return NTKRobustDistiller(n_support=n_support, **self.common(eps), **self._given(
             "ntk", target_batch_size="target_batch_size", lr="lr",
-            attack_steps="attack_steps", depth="depth"))
+            attack_steps="n_steps", depth="depth"))
 
     def trilevel(self, eps, fast=False, init=None):
         make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner

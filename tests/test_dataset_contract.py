@@ -1,5 +1,8 @@
 """The robust-dataset transformer contract, on a minimal learner."""
 
+import functools
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -79,3 +82,54 @@ def test_bad_input(small_digits):
         t.transform(X[:, :10])
     with pytest.raises(TypeError, match="robust-dataset"):
         RobustDatasetSampler(LogisticRegression()).fit_resample(X, y)
+
+
+def test_fit_transform_and_fit_resample_take_no_fit_parameters(small_digits):
+    X, _, y, _ = small_digits
+    # the learners' fit takes no parameters: an extra one is refused at the
+    # entry point, with its name, not deep inside fit
+    with pytest.raises(TypeError, match="sample_weight"):
+        ShrinkToward().fit_transform(X, y, sample_weight=np.ones(len(y)))
+    with pytest.raises(TypeError, match="sample_weight"):
+        RobustDatasetSampler(ShrinkToward()).fit_resample(
+            X, y, sample_weight=np.ones(len(y)))
+
+
+# ------------------------------------------------------- attack= of the learners
+
+def _learners():
+    from sklearn_robust.dataset_learning import (NTKRobustDistiller,
+                                                 TriLevelDatasetLearner)
+    from sklearn_robust.nn import MLP
+
+    return [NTKRobustDistiller(eps=0.1, max_iter=3, target_batch_size=40, n_steps=3,
+                               random_state=0),
+            TriLevelDatasetLearner(eps=0.1, module=functools.partial(
+                MLP, hidden_layer_sizes=()), max_iter=3, inner_steps=2, inner_lr=0.5,
+                n_steps=3, batch_size=32, random_state=0)]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["ntk", "trilevel"])
+def test_attack_parameter(small_digits, index):
+    from sklearn.base import clone
+
+    from sklearn_robust.attacks import FGSM, PGD
+
+    X, _, y, _ = small_digits
+    X, y = X[:80], y[:80]
+    learner = _learners()[index]
+    default = clone(learner).fit_transform(X, y)
+    # a user attack takes the learner's threat model (eps 0.5 here is replaced)
+    # (n_steps=3 is not the default: the learner says that it is unused)
+    with pytest.warns(UserWarning, match="n_steps of .* is ignored when attack"):
+        fgsm = clone(learner).set_params(attack=FGSM(eps=0.5)).fit_transform(X, y)
+    assert not np.allclose(fgsm, default)
+    assert learner.get_params()["attack"] is None
+    if index == 1:   # the default is cross-entropy PGD: the same PGD gives the same
+        pgd = PGD(eps=0.5, n_steps=3, random_start=True, loss="ce")
+        same = clone(learner).set_params(n_steps=10, attack=pgd)   # default n_steps
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*ignored when attack")
+            np.testing.assert_array_equal(same.fit_transform(X, y), default)
+    with pytest.raises(TypeError, match="attack must be None or an attack"):
+        clone(learner).set_params(attack="pgd").fit(X, y)

@@ -24,7 +24,7 @@ from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
 from sklearn_robust.nn import MLP
 
 # a quick configuration for the tests that do not measure robustness
-FAST = dict(eps=0.1, max_iter=3, target_batch_size=40, attack_steps=2, random_state=0)
+FAST = dict(eps=0.1, max_iter=3, target_batch_size=40, n_steps=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_conv_kernel_on_images():
     X = rng.rand(16, 1, 5, 5).astype(np.float32)
     y = np.arange(16) % 2
     distiller = NTKRobustDistiller(kernel="conv", eps=0.1, max_iter=2,
-                                   target_batch_size=8, attack_steps=1,
+                                   target_batch_size=8, n_steps=1,
                                    random_state=0).fit(X, y)
     assert distiller.X_robust_.shape == X.shape
     assert isinstance(distiller.kernel_, ConvKernel)
@@ -231,7 +231,7 @@ def test_verbose_progress_bar_runs(digits_small, capsys):
     ({"support_batch_size": 1}, "support_batch_size"),
     ({"max_iter": 0}, "max_iter"),
     ({"lr": 0.0}, "lr"),
-    ({"attack_steps": 0}, "attack_steps"),
+    ({"n_steps": 0}, "n_steps"),
     ({"clean_weight": 1.5}, "clean_weight"),
     ({"max_change": -0.1}, "max_change"),
     ({"dtype": "float16"}, "dtype"),
@@ -276,7 +276,7 @@ CONTRACT_FAILURES = {
 
 
 @parametrize_with_checks(
-    [NTKRobustDistiller(eps=0.1, max_iter=2, target_batch_size=16, attack_steps=1,
+    [NTKRobustDistiller(eps=0.1, max_iter=2, target_batch_size=16, n_steps=1,
                         lr=0.1, clip_min=None, clip_max=None, random_state=0)],
     expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
 def test_sklearn_common_checks(estimator, check):
@@ -304,7 +304,7 @@ def _krr_adversarial_loss(X_support, y_support, X_test, y_test, eps):
 
 def test_distillation_lowers_adversarial_loss_of_the_kernel_predictor(small_digits):
     X_train, X_test, y_train, y_test = small_digits
-    params = dict(max_iter=80, target_batch_size=150, attack_steps=5, random_state=0)
+    params = dict(max_iter=80, target_batch_size=150, n_steps=5, random_state=0)
     distiller = NTKRobustDistiller(eps=0.1, **params).fit(X_train, y_train)
     control = NTKRobustDistiller(eps=0.0, **params).fit(X_train, y_train)   # KIP
     before, acc_before = _krr_adversarial_loss(X_train, y_train, X_test, y_test, 0.1)
@@ -351,7 +351,7 @@ def test_naturally_trained_network_on_distilled_set_beats_its_controls(digits_sp
 def test_pipeline_cross_val_score_with_robust_scorer(small_digits):
     X, _, y, _ = small_digits
     pipe = make_pipeline(
-        NTKRobustDistiller(eps=0.1, max_iter=5, target_batch_size=60, attack_steps=2,
+        NTKRobustDistiller(eps=0.1, max_iter=5, target_batch_size=60, n_steps=2,
                            random_state=0),
         NTKClassifier())
     scorer = make_robust_scorer(eps=0.1, attack="pgd", random_state=0)

@@ -253,7 +253,7 @@ def test_unfitted_estimator_is_cloned_and_trained(data, tiny_net):
 
 def test_default_estimator(data):
     X, y, _, _ = data
-    d = RobustFeatureDataset(robust_eps=0.7, max_iter=2, random_state=0)
+    d = RobustFeatureDataset(eps=0.7, max_iter=2, random_state=0)
     d.fit(X[:60], y[:60])
     est = d.estimator_
     assert isinstance(est, AdversarialClassifier)
@@ -304,11 +304,11 @@ def test_verbose(data, robust_net, capsys):
 
 
 @pytest.mark.parametrize("param, value, error, match", [
-    ("robust_eps", -0.5, ValueError, "robust_eps"),
-    ("robust_eps", "big", TypeError, "robust_eps"),
+    ("eps", -0.5, ValueError, "eps"),
+    ("eps", "big", TypeError, "eps"),
     ("max_iter", 0, ValueError, "max_iter"),
-    ("step_size", 0.0, ValueError, "step_size"),
-    ("step_size", float("nan"), ValueError, "step_size"),
+    ("lr", 0.0, ValueError, "lr"),
+    ("lr", float("nan"), ValueError, "lr"),
     ("batch_size", 0, ValueError, "batch_size"),
     ("init", "zeros", ValueError, "init must be"),
     ("layer", 3, TypeError, "layer must be"),
@@ -391,7 +391,7 @@ CONTRACT_FAILURES = {
             module=MLP, module__hidden_layer_sizes=(4,), norm="l2", eps=0.5,
             n_steps=1, step_size=0.5, max_epochs=1, clip_min=None, clip_max=None,
             random_state=0),
-        max_iter=2, step_size=0.5, clip_min=None, clip_max=None, random_state=0)],
+        max_iter=2, lr=0.5, clip_min=None, clip_max=None, random_state=0)],
     expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
 def test_sklearn_common_checks(estimator, check):
     check(estimator)

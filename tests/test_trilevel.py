@@ -24,7 +24,7 @@ from sklearn_robust.nn import MLP
 LINEAR = functools.partial(MLP, hidden_layer_sizes=())
 # a quick configuration for the tests that do not measure robustness
 FAST = dict(eps=0.1, module=LINEAR, max_iter=3, inner_steps=2, inner_lr=0.5,
-            attack_steps=2, batch_size=32, random_state=0)
+            n_steps=2, batch_size=32, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_abstraction_model_learned_set_makes_a_linear_model_robust():
 
     rob0, w0, wmax0, wsum0 = _linear_report(X, y, X_test, y_test, eps)
     params = dict(module=LINEAR, inner_steps=10, inner_lr=0.5, max_iter=100, lr=0.05,
-                  batch_size=128, attack_steps=5, clip_min=None, clip_max=None,
+                  batch_size=128, n_steps=5, clip_min=None, clip_max=None,
                   random_state=0)
     learner = TriLevelDatasetLearner(eps=eps, **params)
     X_robust = learner.fit_transform(X, y)
@@ -254,8 +254,8 @@ def test_verbose(digits_small, capsys):
     ("lr", -1.0, ValueError, "lr"),
     ("batch_size", 0, ValueError, "batch_size"),
     ("inner_batch_size", 0, ValueError, "inner_batch_size"),
-    ("attack_steps", 0, ValueError, "attack_steps"),
-    ("attack_step_size", 0.0, ValueError, "attack_step_size"),
+    ("n_steps", 0, ValueError, "n_steps"),
+    ("step_size", 0.0, ValueError, "step_size"),
     ("max_change", -0.1, ValueError, "max_change"),
     ("clip_min", 2.0, ValueError, "clip_min must be smaller"),
     ("device", "not-a-device", ValueError, "device"),
@@ -298,7 +298,7 @@ CONTRACT_FAILURES = {
 
 @parametrize_with_checks(
     [TriLevelDatasetLearner(eps=0.1, module=LINEAR, max_iter=2, inner_steps=1,
-                            attack_steps=1, lr=0.1, batch_size=16, clip_min=None,
+                            n_steps=1, lr=0.1, batch_size=16, clip_min=None,
                             clip_max=None, random_state=0)],
     expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
 def test_sklearn_common_checks(estimator, check):
@@ -319,7 +319,7 @@ def test_digits_natural_training_on_learned_set_is_more_robust(digits_split):
     X, y = X_train[:500], y_train[:500]
     X_test, y_test = X_test[:300], y_test[:300]
     params = dict(module=LINEAR, inner_steps=10, inner_lr=2.0, max_iter=300, lr=0.03,
-                  batch_size=128, attack_steps=5, random_state=0)
+                  batch_size=128, n_steps=5, random_state=0)
     X_robust = TriLevelDatasetLearner(eps=0.1, **params).fit_transform(X, y)
     original, learned = _natural_mlp(X, y), _natural_mlp(X_robust, y)
     robust0 = robust_accuracy_score(original, X_test, y_test, eps=0.1)
@@ -350,7 +350,7 @@ def test_default_inner_network_learns(digits_small):
     # the defaults train the inner network at every outer step: its clean
     # accuracy on real batches is high and its loss far below chance level
     X, y = digits_small
-    learner = TriLevelDatasetLearner(max_iter=2, batch_size=32, attack_steps=2,
+    learner = TriLevelDatasetLearner(max_iter=2, batch_size=32, n_steps=2,
                                      random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DatasetLearningWarning)
@@ -408,7 +408,7 @@ def test_init_starts_from_another_learners_rows(digits_small):
     from sklearn_robust.dataset_learning import NTKRobustDistiller
 
     X, y = digits_small
-    init = NTKRobustDistiller(max_iter=3, target_batch_size=40, attack_steps=2,
+    init = NTKRobustDistiller(max_iter=3, target_batch_size=40, n_steps=2,
                               random_state=0)
     start = clone(init).fit_transform(X, y)
     # max_iter=1 at a tiny lr: the result stays next to where it started

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import inspect
 import numbers
 import warnings
 
@@ -11,6 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..attacks import PGD, BaseAttack
 from ..exceptions import DatasetLearningWarning
 from ..utils._validation import check_clip_box, check_in_box
 
@@ -95,6 +97,42 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
     def _check_params(self):
         """Validate the parameters (subclasses override); called before the data."""
 
+    def _check_attack(self):
+        """``attack`` is None or an attack; say which parameters it makes unused."""
+        if self.attack is None:
+            return
+        if not isinstance(self.attack, BaseAttack):
+            raise TypeError("attack must be None or an attack of "
+                            f"sklearn_robust.attacks, got {self.attack!r}.")
+        defaults = inspect.signature(type(self).__init__).parameters
+        ignored = [name for name in ("n_steps", "step_size")
+                   if getattr(self, name) != defaults[name].default]
+        if ignored:
+            warnings.warn(f"{', '.join(ignored)} of {type(self).__name__} "
+                          f"{'is' if len(ignored) == 1 else 'are'} ignored when attack "
+                          "is given: the attack keeps its own procedure.",
+                          UserWarning, stacklevel=5)
+
+    def _make_attack(self, loss, rng):
+        """The attack of the inner maximisation, its random stream drawn from ``rng``.
+
+        A clone of ``attack``, which keeps its own procedure but takes the
+        learner's threat model (``eps``, ``norm`` and the clip box), or PGD with
+        ``n_steps`` steps of ``step_size``, a uniform random start and ``loss``.
+        """
+        seed = np.random.RandomState(rng.randint(2**31 - 1))
+        threat = dict(eps=self.eps, norm=self.norm, clip_min=self.clip_min,
+                      clip_max=self.clip_max)
+        if self.attack is None:
+            return PGD(**threat, n_steps=self.n_steps, step_size=self.step_size,
+                       random_start=True, loss=loss, random_state=seed)
+        attack = clone(self.attack)
+        names = attack.get_params()
+        attack.set_params(**{k: v for k, v in threat.items() if k in names})
+        if "random_state" in names:
+            attack.set_params(random_state=seed)
+        return attack
+
     def _validate_fit(self, X, y):
         # parameters first: a bad parameter is reported before a bad input
         self._check_params()
@@ -133,7 +171,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         self.y_robust_ = np.asarray(y_robust)
         return self
 
-    def fit_transform(self, X, y=None, **fit_params):
+    def fit_transform(self, X, y=None):
         """Learn the robust set and return it for the same rows, in the same order.
 
         Parameters
@@ -150,7 +188,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         """
         if y is None:
             raise ValueError(f"{type(self).__name__} needs y to learn a robust dataset.")
-        self.fit(X, y, **fit_params)
+        self.fit(X, y)
         if not self._is_same_size():
             raise ValueError(
                 f"{type(self).__name__} is in support-set mode (it learned "
@@ -243,7 +281,7 @@ class RobustDatasetSampler(BaseEstimator):
     def __init__(self, learner):
         self.learner = learner
 
-    def fit_resample(self, X, y, **params):
+    def fit_resample(self, X, y):
         """Learn the robust set and return it: ``(X_robust_, y_robust_)``.
 
         Parameters
@@ -261,5 +299,5 @@ class RobustDatasetSampler(BaseEstimator):
         if not isinstance(self.learner, BaseRobustDataset):
             raise TypeError("learner must be a robust-dataset transformer of "
                             f"sklearn_robust, got {self.learner!r}.")
-        self.learner_ = clone(self.learner).fit(X, y, **params)
+        self.learner_ = clone(self.learner).fit(X, y)
         return self.learner_.X_robust_, self.learner_.y_robust_

@@ -11,7 +11,6 @@ import numbers
 import numpy as np
 import torch
 
-from ..attacks import PGD
 from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
 from ..kernels._conv import as_images
 from ..utils._torch import seed_from_random_state
@@ -163,10 +162,17 @@ class NTKRobustDistiller(BaseRobustDataset):
     lr : float, default=0.04
         Adam learning rate of the support images (KIP's ``4e-2``) and, with
         ``learn_labels``, of the labels.
-    attack_steps : int, default=10
+    n_steps : int, default=10
         PGD steps of the inner maximisation.
-    attack_step_size : float or None, default=None
-        PGD step length; ``None`` uses ``2.5 * eps / attack_steps``.
+    step_size : float or None, default=None
+        PGD step length; ``None`` uses ``2.5 * eps / n_steps``.
+    attack : None or attack of :mod:`sklearn_robust.attacks`, default=None
+        The attack of the inner maximisation: ``None`` builds PGD from ``n_steps`` and
+        ``step_size`` (on the outer squared error, uniform random start); an attack is cloned,
+        takes the learner's ``eps``, ``norm`` and clip box and keeps its own
+        procedure (``n_steps`` and ``step_size`` are then ignored, with a
+        warning when they were set). Its random stream comes from
+        ``random_state``.
     learn_labels : bool, default=False
         Also learn the support's label vectors (KIP's ``LEARN_LABELS``). The
         learned set is then in support-set mode; ``y_robust_`` holds the class
@@ -287,7 +293,7 @@ class NTKRobustDistiller(BaseRobustDataset):
     >>> from sklearn_robust.datasets import load_digits_images
     >>> X, y = load_digits_images(flat=True)
     >>> distiller = NTKRobustDistiller(eps=0.1, max_iter=5, target_batch_size=100,
-    ...                                attack_steps=3, random_state=0)
+    ...                                n_steps=3, random_state=0)
     >>> X_robust = distiller.fit_transform(X[:200], y[:200])
     >>> X_robust.shape, distiller.loss_history_.shape
     ((200, 64), (5,))
@@ -299,7 +305,8 @@ class NTKRobustDistiller(BaseRobustDataset):
     def __init__(self, *, eps=0.1, norm="linf", kernel="fc", depth=1, W_std=2 ** 0.5,
                  b_std=0.1, get="ntk", ridge=1e-6, n_support=None,
                  target_batch_size=256, support_batch_size=2000, max_iter=100,
-                 lr=0.04, attack_steps=10, attack_step_size=None, learn_labels=False,
+                 lr=0.04, n_steps=10, step_size=None, attack=None,
+                 learn_labels=False,
                  clean_weight=0.0, max_change=None, clip_min=0.0, clip_max=1.0,
                  dtype="float32", device="cpu", random_state=None, verbose=0):
         self.eps = eps
@@ -315,8 +322,9 @@ class NTKRobustDistiller(BaseRobustDataset):
         self.support_batch_size = support_batch_size
         self.max_iter = max_iter
         self.lr = lr
-        self.attack_steps = attack_steps
-        self.attack_step_size = attack_step_size
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.attack = attack
         self.learn_labels = learn_labels
         self.clean_weight = clean_weight
         self.max_change = max_change
@@ -340,8 +348,8 @@ class NTKRobustDistiller(BaseRobustDataset):
         _check_int(self.support_batch_size, "support_batch_size", low=2)
         _check_int(self.max_iter, "max_iter")
         _check_real(self.lr, "lr")
-        _check_int(self.attack_steps, "attack_steps")
-        _check_real(self.attack_step_size, "attack_step_size", allow_none=True)
+        _check_int(self.n_steps, "n_steps")
+        _check_real(self.step_size, "step_size", allow_none=True)
         if not isinstance(self.learn_labels, (bool, np.bool_)):
             raise TypeError(f"learn_labels must be a bool, got {self.learn_labels!r}.")
         if (isinstance(self.clean_weight, bool)
@@ -353,9 +361,10 @@ class NTKRobustDistiller(BaseRobustDataset):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got "
                              f"{self.dtype!r}.")
+        self._check_attack()
         _check_int(self.verbose, "verbose", low=0)
         _check_device(self.device)
-        return self._make_kernel()
+        self._make_kernel()
 
     def _make_kernel(self):
         if isinstance(self.kernel, (FCKernel, ConvKernel)):
@@ -400,7 +409,7 @@ class NTKRobustDistiller(BaseRobustDataset):
         return np.sort(np.concatenate(rows))
 
     def _learn(self, X, y):
-        kernel = self._check_params()
+        kernel = self._make_kernel()
         self.kernel_ = kernel
         device = torch.device(self.device)
         dtype = _DTYPES[self.dtype]
@@ -425,11 +434,7 @@ class NTKRobustDistiller(BaseRobustDataset):
 
         attack = None
         if self.eps > 0 and self.clean_weight < 1:
-            attack = PGD(eps=self.eps, norm=self.norm, n_steps=self.attack_steps,
-                         step_size=self.attack_step_size, random_start=True,
-                         loss=_per_sample_mse, clip_min=self.clip_min,
-                         clip_max=self.clip_max,
-                         random_state=np.random.RandomState(rng.randint(2**31 - 1)))
+            attack = self._make_attack(_per_sample_mse, rng)
         block_size = min(self.support_batch_size, n_s)
         n_blocks = math.ceil(n_s / block_size)
         target = min(self.target_batch_size, n)

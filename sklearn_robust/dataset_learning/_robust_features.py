@@ -122,8 +122,8 @@ torch.nn.Module, default=None
         The robust network ``g``.
 
         - ``None``: an :class:`~sklearn_robust.classifiers.AdversarialClassifier`
-          with ``norm="l2"``, ``eps=robust_eps``, 7 PGD steps of length
-          ``2.5 * robust_eps / 7``, the default network
+          with ``norm="l2"``, radius ``eps``, 7 PGD steps of length
+          ``2.5 * eps / 7``, the default network
           (:func:`~sklearn_robust.nn.default_module`) and ``max_epochs=20`` is
           trained on ``(X, y)``.
         - An *unfitted* classifier of this library (a
@@ -137,7 +137,7 @@ torch.nn.Module, default=None
         A network that is not L2-robust (``norm`` other than ``"l2"``, or
         ``eps=0``) gives a warning: the construction relies on the
         representation of an L2-robust network.
-    robust_eps : float, default=0.5
+    eps : float, default=0.5
         L2 radius of the adversarial training of the default network (used only
         when ``estimator`` is None). 0.5 is the CIFAR-10 setting of Ilyas et al.;
         on the 8x8 scikit-learn digits in ``[0, 1]``, 0.5 to 1 works.
@@ -157,7 +157,7 @@ torch.nn.Module, default=None
         open side of the box (``None``) is replaced by the extreme value of ``X``.
     max_iter : int, default=1000
         Number of normalised gradient steps (1000 in Ilyas et al.).
-    step_size : float, default=0.1
+    lr : float, default=0.1
         L2 length of every step (0.1 in Ilyas et al.).
     batch_size : int, default=256
         Number of rows optimised together (rows are independent: it only changes
@@ -214,7 +214,7 @@ torch.nn.Module, default=None
     - the objective is the plain distance ``||g(z) - g(x)||_2`` per row (the
       inversion notebook divides it by ``||g(x)||_2``, which does not change the
       normalised step);
-    - each step moves every row by ``step_size`` along its own normalised
+    - each step moves every row by ``lr`` along its own normalised
       gradient, then clips it to the box; a row whose gradient vanishes stays;
     - every row returns the iterate with the smallest distance seen (the
       fixed-length normalised steps oscillate at the end rather than converge);
@@ -288,15 +288,15 @@ torch.nn.Module, default=None
     True
     """
 
-    def __init__(self, *, estimator=None, robust_eps=0.5, layer=None, init="train",
-                 max_iter=1000, step_size=0.1, batch_size=256, clip_min=0.0,
+    def __init__(self, *, estimator=None, eps=0.5, layer=None, init="train",
+                 max_iter=1000, lr=0.1, batch_size=256, clip_min=0.0,
                  clip_max=1.0, device="cpu", random_state=None, verbose=0):
         self.estimator = estimator
-        self.robust_eps = robust_eps
+        self.eps = eps
         self.layer = layer
         self.init = init
         self.max_iter = max_iter
-        self.step_size = step_size
+        self.lr = lr
         self.batch_size = batch_size
         self.clip_min = clip_min
         self.clip_max = clip_max
@@ -314,14 +314,14 @@ torch.nn.Module, default=None
                 "estimator must be None, a classifier of sklearn_robust (fitted or "
                 "not), a fitted skorch net or a torch.nn.Module; got "
                 f"{est!r}.")
-        check_eps(self.robust_eps, "robust_eps")
+        check_eps(self.eps, "eps")
         if self.layer is not None and not isinstance(self.layer, str):
             raise TypeError("layer must be None or the name of a sub-module, got "
                             f"{self.layer!r}.")
         if self.init not in _INITS:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
         _check_int(self.max_iter, "max_iter")
-        _check_real(self.step_size, "step_size")
+        _check_real(self.lr, "lr")
         _check_int(self.batch_size, "batch_size")
         check_clip_box(self.clip_min, self.clip_max)
         _check_int(self.verbose, "verbose", low=0)
@@ -332,7 +332,7 @@ torch.nn.Module, default=None
 
     # ------------------------------------------------------------ the network
     def _default_estimator(self):
-        eps = float(self.robust_eps)
+        eps = float(self.eps)
         return AdversarialClassifier(norm="l2", eps=eps, n_steps=7,
                                      step_size=None if eps == 0 else 2.5 * eps / 7,
                                      max_epochs=20, clip_min=self.clip_min,
@@ -411,7 +411,7 @@ torch.nn.Module, default=None
         n = len(X)
         batches = [slice(i, i + self.batch_size) for i in range(0, n, self.batch_size)]
         view = (-1,) + (1,) * (X.ndim - 1)       # per-row scaling of images
-        step = float(self.step_size)
+        step = float(self.lr)
         box = self.clip_min is not None or self.clip_max is not None
 
         with eval_mode(module):

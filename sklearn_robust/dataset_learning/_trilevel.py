@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from sklearn.base import clone
 from torch.func import functional_call
 
-from ..attacks import PGD
 from ..exceptions import DatasetLearningWarning
 from ..nn import MLP
 from ..utils._torch import fork_rng, seed_from_random_state
@@ -204,10 +203,17 @@ default=None
         Size of the mini-batch of ``D~`` in each inner step; ``None`` uses
         ``batch_size``. A size at least the number of samples means full-batch
         gradient descent.
-    attack_steps : int, default=10
+    n_steps : int, default=10
         PGD steps of the middle level.
-    attack_step_size : float or None, default=None
-        PGD step length; ``None`` uses ``2.5 * eps / attack_steps``.
+    step_size : float or None, default=None
+        PGD step length; ``None`` uses ``2.5 * eps / n_steps``.
+    attack : None or attack of :mod:`sklearn_robust.attacks`, default=None
+        The attack of the middle level: ``None`` builds PGD from ``n_steps`` and
+        ``step_size`` (cross-entropy, uniform random start); an attack is cloned,
+        takes the learner's ``eps``, ``norm`` and clip box and keeps its own
+        procedure (``n_steps`` and ``step_size`` are then ignored, with a
+        warning when they were set). Its random stream comes from
+        ``random_state``.
     max_change : float or None, default=None
         Optional ``linf`` bound on how far a learned sample may move from its
         original; ``None`` lets it move anywhere in the clip box.
@@ -312,11 +318,11 @@ default=None
     batch of a step still move, by Adam's momentum.
 
     Cost: every outer step costs ``T`` forward/backward passes on an inner batch
-    with ``create_graph=True``, ``attack_steps`` forward/backward passes of PGD on
+    with ``create_graph=True``, ``n_steps`` forward/backward passes of PGD on
     a real batch, and one backward pass through the whole unrolled graph (about
     twice the ``T`` inner steps). Memory grows linearly with ``T``, because the
     graph of all unrolled steps is kept. The total is about ``max_iter * (3 T +
-    attack_steps + 1)`` network passes; the network that uses the learned set is
+    n_steps + 1)`` network passes; the network that uses the learned set is
     then trained naturally, at the cost of ordinary training.
 
     A network trained on the learned set for much longer than ``T`` steps, or a
@@ -345,7 +351,7 @@ default=None
     >>> X, y = load_digits_images(flat=True)
     >>> learner = TriLevelDatasetLearner(
     ...     eps=0.1, module=partial(MLP, hidden_layer_sizes=(16,)), max_iter=5,
-    ...     inner_steps=2, inner_lr=0.5, attack_steps=2, random_state=0)
+    ...     inner_steps=2, inner_lr=0.5, n_steps=2, random_state=0)
     >>> X_robust = learner.fit_transform(X[:100], y[:100])
     >>> X_robust.shape, learner.loss_history_.shape
     ((100, 64), (5,))
@@ -356,7 +362,7 @@ default=None
     def __init__(self, *, eps=0.1, norm="linf", module=None, inner_steps=200,
                  inner_lr=0.3, unrolled_steps=None, max_iter=400, lr=0.01,
                  batch_size=128,
-                 inner_batch_size=None, attack_steps=10, attack_step_size=None,
+                 inner_batch_size=None, n_steps=10, step_size=None, attack=None,
                  max_change=None, init=None, clip_min=0.0, clip_max=1.0,
                  device="cpu", random_state=None, verbose=0):
         self.eps = eps
@@ -369,8 +375,9 @@ default=None
         self.lr = lr
         self.batch_size = batch_size
         self.inner_batch_size = inner_batch_size
-        self.attack_steps = attack_steps
-        self.attack_step_size = attack_step_size
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.attack = attack
         self.max_change = max_change
         self.init = init
         self.clip_min = clip_min
@@ -410,17 +417,18 @@ default=None
         _check_real(self.lr, "lr")
         _check_int(self.batch_size, "batch_size")
         _check_int(self.inner_batch_size, "inner_batch_size", allow_none=True)
-        _check_int(self.attack_steps, "attack_steps")
-        _check_real(self.attack_step_size, "attack_step_size", allow_none=True)
+        _check_int(self.n_steps, "n_steps")
+        _check_real(self.step_size, "step_size", allow_none=True)
         _check_real(self.max_change, "max_change", strict=False, allow_none=True)
         if self.init is not None and not (isinstance(self.init, BaseRobustDataset)
                                           and self.init._is_same_size()):
             raise TypeError("init must be None or a same-size robust-dataset learner "
                             "(e.g. NTKRobustDistiller() without n_support), got "
                             f"{self.init!r}.")
+        self._check_attack()
         _check_int(self.verbose, "verbose", low=0)
         _check_device(self.device)
-        return _module_specs(self.module)
+        _module_specs(self.module)
 
     def _is_same_size(self):
         return True
@@ -435,7 +443,7 @@ default=None
         return torch.as_tensor(start, dtype=x_real.dtype, device=x_real.device).clone()
 
     def _learn(self, X, y):
-        specs = self._check_params()
+        specs = _module_specs(self.module)
         device = torch.device(self.device)
         self.classes_, codes = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
@@ -457,10 +465,7 @@ default=None
                     f"a batch of {min(n, 2)}; {type(self).__name__} needs logits of "
                     f"shape (n_samples, {n_classes}).")
 
-        attack = PGD(eps=self.eps, norm=self.norm, n_steps=self.attack_steps,
-                     step_size=self.attack_step_size, random_start=True, loss="ce",
-                     clip_min=self.clip_min, clip_max=self.clip_max,
-                     random_state=np.random.RandomState(rng.randint(2**31 - 1)))
+        attack = self._make_attack("ce", rng)
         batch = min(self.batch_size, n)
         inner_batch = min(self.inner_batch_size or self.batch_size, n)
 

@@ -276,11 +276,11 @@ def test_ones_sample_weight_matches_unweighted_loss(small_digits):
         clf = cls(burn_in_epochs=0, **{**FAST, "max_epochs": 1}).fit(X, y)
         Xb, yb = torch.tensor(X[:32]), torch.tensor(y[:32])
         losses = []
-        for target in (yb, {"y": yb, "sample_weight": torch.ones(32)}):
+        for sample_weight in (None, torch.ones(32)):
             clf.attack_.set_params(random_state=1)
             if cls is GAIRTRADESClassifier:
                 clf.cw_attack_.set_params(random_state=2)
-            losses.append(clf.robust_loss(Xb, target)[0])
+            losses.append(clf.robust_loss(Xb, yb, sample_weight=sample_weight)[0])
         torch.testing.assert_close(losses[0], losses[1])
 
 

@@ -377,3 +377,16 @@ def test_training_attacks_skip_the_input_validation(small_digits, cls):
     assert _CheckInputSpy.flags and not any(_CheckInputSpy.flags)
     if cls is GAIRTRADESClassifier:
         assert len(_CheckInputSpy.flags) > 2  # the CW attack ran too
+
+
+def test_diagnostics_are_a_callback_that_can_be_removed(small_digits):
+    X, _, y, _ = small_digits
+    from sklearn_robust.callbacks import GAIRMonitor
+
+    params = dict(burn_in_epochs=1, **FAST)
+    clf = GAIRATClassifier(**params).fit(X[:64], y[:64])
+    assert isinstance(dict(clf.callbacks_)["gair_monitor"], GAIRMonitor)
+    assert "gair_ess" in clf.history[-1]
+    bare = GAIRATClassifier(callbacks__gair_monitor=None, **params).fit(X[:64], y[:64])
+    assert not any(k.startswith("gair_") for k in bare.history[-1])
+    assert _equal_params(clf, bare)     # diagnostics do not change training

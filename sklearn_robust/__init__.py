@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from . import attacks, datasets, kernels, metrics, nn, utils
+from . import attacks, callbacks, datasets, kernels, metrics, nn, utils
 from . import dataset_learning
 from .classifiers import AdversarialClassifier, TRADESClassifier
 from .classifiers import GAIRATClassifier, GAIRTRADESClassifier
@@ -16,5 +16,5 @@ __version__ = "0.1.0.dev0"
 __all__ = ["AdversarialClassifier", "TRADESClassifier", "LangevinAdvClassifier",
            "GAIRATClassifier", "GAIRTRADESClassifier", "LipschitzDropoutClassifier",
            "NTKClassifier", "NTKRobustDistiller", "TriLevelDatasetLearner", "attacks",
-           "dataset_learning", "datasets", "kernels", "metrics", "nn", "utils",
-           "__version__"]
+           "callbacks", "dataset_learning", "datasets", "kernels", "metrics", "nn",
+           "utils", "__version__"]

@@ -276,11 +276,11 @@ def test_ones_sample_weight_matches_unweighted_loss(small_digits):
         clf = cls(burn_in_epochs=0, **{**FAST, "max_epochs": 1}).fit(X, y)
         Xb, yb = torch.tensor(X[:32]), torch.tensor(y[:32])
         losses = []
-        for target in (yb, {"y": yb, "sample_weight": torch.ones(32)}):
+        for sample_weight in (None, torch.ones(32)):
             clf.attack_.set_params(random_state=1)
             if cls is GAIRTRADESClassifier:
                 clf.cw_attack_.set_params(random_state=2)
-            losses.append(clf.robust_loss(Xb, target)[0])
+            losses.append(clf.robust_loss(Xb, yb, sample_weight=sample_weight)[0])
         torch.testing.assert_close(losses[0], losses[1])
 
 
@@ -377,3 +377,16 @@ def test_training_attacks_skip_the_input_validation(small_digits, cls):
     assert _CheckInputSpy.flags and not any(_CheckInputSpy.flags)
     if cls is GAIRTRADESClassifier:
         assert len(_CheckInputSpy.flags) > 2  # the CW attack ran too
+
+
+def test_diagnostics_are_a_callback_that_can_be_removed(small_digits):
+    X, _, y, _ = small_digits
+    from sklearn_robust.callbacks import GAIRMonitor
+
+    params = dict(burn_in_epochs=1, **FAST)
+    clf = GAIRATClassifier(**params).fit(X[:64], y[:64])
+    assert isinstance(dict(clf.callbacks_)["gair_monitor"], GAIRMonitor)
+    assert "gair_ess" in clf.history[-1]
+    bare = GAIRATClassifier(callbacks__gair_monitor=None, **params).fit(X[:64], y[:64])
+    assert not any(k.startswith("gair_") for k in bare.history[-1])
+    assert _equal_params(clf, bare)     # diagnostics do not change training

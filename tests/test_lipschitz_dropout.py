@@ -15,16 +15,17 @@ from sklearn_robust import (
     LipschitzDropoutClassifier,
     TRADESClassifier,
 )
-from sklearn_robust.attacks import PGD
-from sklearn_robust.classifiers import LocalLipschitzMonitor
+from sklearn_robust.attacks import PGD, LocalLinearityAttack
+from sklearn_robust.attacks._losses import kl_loss
+from sklearn_robust.callbacks import LocalLipschitzMonitor
+from sklearn_robust.classifiers import LocalLipschitzMonitor as PublicMonitor
+from sklearn_robust.classifiers._adversarial import adversarial_loss
 from sklearn_robust.classifiers._lipschitz import (
-    LocalLinearityAttack,
-    at_objective,
     gr_objective,
     llr_objective,
     rst_objective,
-    trades_objective,
 )
+from sklearn_robust.classifiers._trades import trades_loss
 from sklearn_robust.metrics import dataset_separation, empirical_local_lipschitz
 from sklearn_robust.nn import MLP, SmallCNN
 
@@ -52,6 +53,11 @@ def _tensors():
     return torch.tensor(X0), torch.tensor(XA), torch.tensor(Y0)
 
 
+def _net(**params):
+    """An initialised classifier around the linear model (for its criterion)."""
+    return LipschitzDropoutClassifier(module=_linear(), **params).initialize()
+
+
 def _np_log_softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -66,7 +72,7 @@ def _np_ce(x, y):
 
 
 def test_trades_objective_by_hand():
-    loss, logits = trades_objective(_linear(), *_tensors(), beta=6.0)
+    loss, logits = trades_loss(_net(), *_tensors(), beta=6.0)
     ce, _ = _np_ce(X0, Y0)
     lp, lq = _np_log_softmax(X0 @ W.T + B), _np_log_softmax(XA @ W.T + B)
     kl = (np.exp(lp) * (lp - lq)).sum(axis=1)
@@ -77,11 +83,49 @@ def test_trades_objective_by_hand():
 def test_at_and_rst_objectives_by_hand():
     ce, _ = _np_ce(X0, Y0)
     ce_adv, _ = _np_ce(XA, Y0)
-    loss, logits = at_objective(_linear(), *_tensors())
+    x, xa, y = _tensors()
+    loss, logits = adversarial_loss(_net(), xa, y)
     assert loss.item() == pytest.approx(ce_adv.mean(), rel=1e-12)
     np.testing.assert_allclose(logits.detach().numpy(), XA @ W.T + B)
     loss, _ = rst_objective(_linear(), *_tensors(), reg_lambda=2.0)
     assert loss.item() == pytest.approx(ce.mean() + 2.0 * ce_adv.mean(), rel=1e-12)
+
+
+def test_trades_and_at_losses_honour_the_criterion():
+    x, xa, y = _tensors()
+    margin = torch.nn.MultiMarginLoss()
+    logits, logits_adv = _linear()(x), _linear()(xa)
+    kl = kl_loss(logits_adv, y, logits).mean()
+    loss, _ = trades_loss(_net(criterion=torch.nn.MultiMarginLoss), x, xa, y, beta=2.0)
+    torch.testing.assert_close(loss, margin(logits, y) + 2.0 * kl)
+    loss, _ = adversarial_loss(_net(criterion=torch.nn.MultiMarginLoss), xa, y)
+    torch.testing.assert_close(loss, margin(logits_adv, y))
+    # summed criterion: the natural term is summed, the KL term stays a mean
+    loss, _ = trades_loss(_net(criterion__reduction="sum"), x, xa, y, beta=2.0)
+    ce_sum = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+    torch.testing.assert_close(loss, ce_sum + 2.0 * kl)
+
+
+def test_trades_and_at_methods_train_with_the_criterion(small_digits):
+    X, _, y, _ = small_digits
+    Xb, yb = torch.tensor(X[:32]), torch.tensor(y[:32])
+    for method, cls in (("at", AdversarialClassifier), ("trades", TRADESClassifier)):
+        params = dict(criterion=torch.nn.MultiMarginLoss, eps=0.1, n_steps=2,
+                      step_size=0.1, max_epochs=1, random_state=0)
+        if method == "trades":
+            params["beta"] = 6.0
+        ours = LipschitzDropoutClassifier(method=method, **params).fit(X, y)
+        theirs = cls(**params).fit(X, y)
+        theirs.module_.load_state_dict(ours.module_.state_dict())
+        losses = []
+        for clf in (ours, theirs):
+            clf.attack_.set_params(random_state=5)
+            losses.append(clf.robust_loss(Xb, yb)[0])
+        torch.testing.assert_close(losses[0], losses[1])
+        # and not the cross-entropy the method's paper uses
+        ours.set_params(criterion=torch.nn.CrossEntropyLoss).initialize_criterion()
+        ours.attack_.set_params(random_state=5)
+        assert not torch.allclose(ours.robust_loss(Xb, yb)[0], losses[0])
 
 
 def test_llr_objective_by_hand_and_trains_through_the_gradient():
@@ -299,6 +343,7 @@ def test_monitor_callback_on_natural_baseline(small_digits):
     with pytest.raises(ValueError, match="eps > 0"):
         AdversarialClassifier(eps=0.0, max_epochs=1, callbacks=[
             LocalLipschitzMonitor(eps=0.0)]).fit(X, y)
+    assert PublicMonitor is LocalLipschitzMonitor     # the old public path
 
 
 # ----------------------------------------------------------- sklearn integration

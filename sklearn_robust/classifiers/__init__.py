@@ -6,7 +6,8 @@ from ._adversarial import AdversarialClassifier
 from ._base import BaseAdversarialClassifier
 from ._gairat import GAIRATClassifier, GAIRTRADESClassifier
 from ._langevin import LangevinAdvClassifier
-from ._lipschitz import LipschitzDropoutClassifier, LocalLipschitzMonitor
+from ..callbacks import LocalLipschitzMonitor  # public here before callbacks existed
+from ._lipschitz import LipschitzDropoutClassifier
 from ._trades import TRADESClassifier
 
 __all__ = ["AdversarialClassifier", "BaseAdversarialClassifier", "TRADESClassifier",

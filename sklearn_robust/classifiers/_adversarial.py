@@ -5,7 +5,35 @@
 from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier
 
-__all__ = ["AdversarialClassifier"]
+__all__ = ["AdversarialClassifier", "adversarial_loss"]
+
+
+def adversarial_loss(net, X_adv, y, *, weights=None, **fit_params):
+    """PGD adversarial training's loss: the criterion on the adversarial examples.
+
+    Parameters
+    ----------
+    net : BaseAdversarialClassifier
+        The classifier being trained: its ``infer`` gives the logits and its
+        criterion (:meth:`~BaseAdversarialClassifier.criterion_loss`) the loss.
+    X_adv : torch.Tensor
+        Adversarial batch (a constant).
+    y : torch.Tensor
+        Integer class codes.
+    weights : torch.Tensor or None, default=None
+        Per-sample loss weights (:meth:`~BaseAdversarialClassifier.loss_weights`).
+    **fit_params : dict
+        Passed to the module's ``forward``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        ``criterion(f(x_adv), y)``.
+    logits_adv : torch.Tensor
+        The adversarial logits ``f(x_adv)``.
+    """
+    logits_adv = net.infer(X_adv.detach(), **fit_params)
+    return net.criterion_loss(logits_adv, y, weights, X=X_adv), logits_adv
 
 
 @Substitution(**FRAGMENTS)
@@ -102,8 +130,8 @@ class AdversarialClassifier(BaseAdversarialClassifier):
     (3,)
     """
 
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """Cross-entropy on the PGD adversarial examples of the batch."""
         X_adv = self.perturb(X, y)
-        y_pred = self.infer(X_adv, **fit_params)
-        return self.get_loss(y_pred, y, X=X_adv, training=True), y_pred
+        weights = self.loss_weights(sample_weight)
+        return adversarial_loss(self, X_adv, y, weights=weights, **fit_params)

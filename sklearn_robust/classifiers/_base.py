@@ -4,18 +4,20 @@
 
 import inspect
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNetClassifier
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
+                                      validate_data)
+from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
+from skorch.utils import is_dataset, multi_indexing, to_numpy, to_tensor
 from torch.utils.data import DataLoader
-from skorch.utils import is_dataset, multi_indexing, to_tensor
 
 from ..attacks import PGD
 from ..attacks._base import BaseAttack
@@ -24,6 +26,9 @@ from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_eps, check_in_box, check_norm
 
 __all__ = ["BaseAdversarialClassifier"]
+
+# skorch >= 1.4 tells its fit loop which entry point (fit or partial_fit) to route
+_FIT_LOOP_ROUTES = "_routing_method" in inspect.signature(NeuralNet.fit_loop).parameters
 
 
 class _EncodedDataset(Dataset):
@@ -43,6 +48,43 @@ class _EncodedDataset(Dataset):
         Xi = multi_indexing(self.X, i, self.X_indexing)
         yi = multi_indexing(self.y_codes, i, self.y_indexing)
         return self.transform(Xi, yi)
+
+
+class _WeightedDataset(_EncodedDataset):
+    """Encoded dataset whose target also carries the user's sample weight.
+
+    Batches come out as ``(X, {"y": codes, "sample_weight": weights})``; skorch
+    moves the dict to the device and ``train_step_single`` unpacks it.
+    """
+
+    def __init__(self, X, y, y_codes, sample_weight):
+        super().__init__(X, y, y_codes)
+        self.sample_weight = sample_weight
+
+    def __getitem__(self, i):
+        Xi, yi = super().__getitem__(i)
+        return Xi, {"y": yi, "sample_weight": self.sample_weight[i]}
+
+
+def _unpack_target(y):
+    """``(codes, sample_weight)`` of a batch target (``sample_weight`` may be None)."""
+    if isinstance(y, Mapping):
+        return y["y"], y["sample_weight"]
+    return y, None
+
+
+def _batch_codes(y):
+    """Class codes of a batch target (EpochScoring's ``target_extractor``)."""
+    return to_numpy(_unpack_target(y)[0])
+
+
+def _normalised(log_w, n):
+    """``n * softmax(log_w)``: weights summing to ``n`` (zeros if all are -inf)."""
+    top = log_w.max() if log_w.numel() else torch.tensor(0.0, dtype=log_w.dtype)
+    if not torch.isfinite(top):
+        return torch.zeros_like(log_w)
+    w = torch.exp(log_w - top)
+    return w * (n / w.sum())
 
 
 class _ArrayBatches:
@@ -93,8 +135,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     It adds to :class:`skorch.NeuralNetClassifier` what every robust-training method
     shares: scikit-learn input validation and label encoding (labels of any type),
     the threat model as top-level parameters, a default network chosen from the
-    input shape, a training attack ``attack_`` rebuilt at the start of each fit, and
-    ``random_state`` honoured without touching the global RNG. A method only
+    input shape, a training attack ``attack_`` rebuilt at the start of each fit,
+    scikit-learn-style ``sample_weight`` and ``random_state`` honoured without
+    touching the global RNG. ``fit`` and ``partial_fit`` validate their input once,
+    then train inside a forked RNG seeded from ``random_state``. A method only
     implements :meth:`robust_loss`; skorch's ``train_step`` keeps the optimizer
     closure, ``on_grad_computed`` and the step, so gradient clipping, LBFGS and
     callbacks keep working.
@@ -191,14 +235,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def _default_callbacks(self):
         # skorch's cached valid_acc compares predictions (the user's labels) with
         # the cached batch targets (integer codes): score from fresh predictions
-        # against the dataset's labels instead
+        # against the dataset's labels instead (batch targets of a sample-weighted
+        # fit are dicts: the extractor takes their codes)
         return [(name, EpochScoring("accuracy", name="valid_acc",
-                                    lower_is_better=False, use_caching=False)
+                                    lower_is_better=False, use_caching=False,
+                                    target_extractor=_batch_codes)
                  if name == "valid_acc" else cb)
                 for name, cb in super()._default_callbacks]
 
     # ---------------------------------------------------------------- training
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """Return ``(loss, y_pred)`` for one batch; the hook each method implements.
 
         Parameters
@@ -207,6 +253,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             The clean batch, on ``self.device``.
         y : torch.Tensor
             Integer class codes of the batch.
+        sample_weight : torch.Tensor or None, default=None
+            The user's weights of the batch's samples (``fit(...,
+            sample_weight=...)``); :meth:`loss_weights` turns them into the
+            weights of the per-sample loss terms.
         **fit_params : dict
             Passed on to the module's ``forward``.
 
@@ -224,13 +274,90 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         Xi = to_tensor(Xi, device=self.device)
-        yi = to_tensor(yi, device=self.device)
-        loss, y_pred = self.robust_loss(Xi, yi, **fit_params)
+        yi, sample_weight = _unpack_target(to_tensor(yi, device=self.device))
+        loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
+                                        **fit_params)
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 
+    # ---------------------------------------------------------- sample weights
+    @staticmethod
+    def loss_weights(sample_weight, log_weights=None):
+        """Per-sample loss weights of a batch, normalised to sum to its size.
+
+        The product of the user's ``sample_weight`` and ``exp(log_weights)`` (a
+        method's own per-sample weights, e.g. GAIR's), either of which may be
+        None, divided by its mean. Computed in log space in float64, so a batch
+        whose weights all underflow is still normalised; a batch of zero weights
+        gets zeros.
+
+        Returns
+        -------
+        weights : torch.Tensor of float64 or None
+            None when both arguments are None (the unweighted loss).
+        """
+        if sample_weight is None and log_weights is None:
+            return None
+        log_w = 0.0 if log_weights is None else log_weights
+        if sample_weight is not None:
+            log_w = log_w + torch.log(sample_weight.to(torch.float64))
+        return _normalised(log_w, len(log_w))
+
+    def per_sample_loss(self, y_pred, y, X=None):
+        """Per-sample criterion values and the criterion's own reduction.
+
+        The criterion instance is switched to ``reduction="none"`` for the call.
+        """
+        crit = self.criterion_
+        reduction = getattr(crit, "reduction", None)
+        if reduction not in ("mean", "sum"):
+            raise TypeError(
+                f"{type(self).__name__} reweights per-sample losses: the criterion "
+                "must have a 'reduction' attribute set to 'mean' or 'sum' (as the "
+                f"torch losses do), got {type(crit).__name__} with reduction "
+                f"{reduction!r}.")
+        crit.reduction = "none"
+        try:
+            losses = self.get_loss(y_pred, y, X=X, training=True)
+        finally:
+            crit.reduction = reduction
+        if losses.shape != (y_pred.shape[0],):
+            raise ValueError(
+                "The criterion with reduction='none' must return one loss per "
+                f"sample, got shape {tuple(losses.shape)}.")
+        return losses, reduction
+
+    def weighted_loss(self, y_pred, y, weights, X=None):
+        """Criterion values weighted per sample, reduced like the criterion."""
+        losses, reduction = self.per_sample_loss(y_pred, y, X=X)
+        weighted = losses * weights.to(losses.dtype)
+        return weighted.mean() if reduction == "mean" else weighted.sum()
+
+    def criterion_loss(self, y_pred, y, weights=None, X=None):
+        """The training criterion on a batch, weighted per sample unless ``weights``
+        is None (then exactly skorch's ``get_loss``)."""
+        if weights is None:
+            return self.get_loss(y_pred, y, X=X, training=True)
+        return self.weighted_loss(y_pred, y, weights, X=X)
+
+    @staticmethod
+    def batch_mean(values, weights=None):
+        """Mean of per-sample ``values`` over the batch, weighted by ``weights``."""
+        if weights is None:
+            return values.mean()
+        return (values * weights.to(values.device, values.dtype)).mean()
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        # validation batches of a sample-weighted fit carry the weights too
+        if isinstance(y_true, Mapping):
+            y, sample_weight = _unpack_target(to_tensor(y_true, device=self.device))
+            return self.weighted_loss(y_pred, y, self.loss_weights(sample_weight),
+                                      X=X)
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
     def perturb(self, X, y):
-        """Attack a clean batch with the training attack (module in eval mode)."""
+        """Attack a clean batch of class codes with the training attack (module in
+        eval mode)."""
         return self.attack_.perturb(self.module_, X, y, check_input=False)
 
     # ------------------------------------------------------------------ module
@@ -275,7 +402,11 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self._check_input_shape(X, reset)
         return X
 
-    def _check_fit_data(self, X, y, reset):
+    def _check_fit_data(self, X, y, sample_weight, reset):
+        """Validate parameters and training data once per ``fit``/``partial_fit``.
+
+        Returns ``X``, ``y`` and ``sample_weight`` (None, or float32 weights).
+        """
         self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, "
@@ -284,12 +415,20 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         check_classification_targets(y)
         check_in_box(X, self.clip_min, self.clip_max)
         self._check_input_shape(X, reset)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                                 ensure_non_negative=True)
         if reset:
             classes = np.unique(y)
             if len(classes) < 2:
                 raise ValueError(
                     f"y has only one class ({classes[0]!r}); a classifier needs "
                     "samples of at least 2 classes.")
+            if sample_weight is not None and len(np.unique(y[sample_weight > 0])) < 2:
+                raise ValueError(
+                    "sample_weight leaves only one class with a positive weight; "
+                    "a classifier needs samples of at least 2 classes with "
+                    "positive weights.")
             self.label_encoder_ = LabelEncoder().fit(y)
             self.classes_inferred_ = self.label_encoder_.classes_
         else:
@@ -297,7 +436,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             if len(unseen):
                 raise ValueError(f"y contains labels not seen in the first fit: "
                                  f"{unseen.tolist()}.")
-        return X, y
+        return X, y, sample_weight
 
     def get_iterator(self, dataset, training=False):
         """Batches of the training set by slicing, when skorch's default allows it.
@@ -320,14 +459,21 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                                  drop_last=kwargs.get("drop_last", False))
         return super().get_iterator(dataset, training=training)
 
-    def get_dataset(self, X, y=None):
+    def get_dataset(self, X, y=None, sample_weight=None):
+        """skorch's dataset of ``(X, y)``; with labels, one that feeds class codes.
+
+        With ``sample_weight`` each batch target is ``{"y": codes,
+        "sample_weight": weights}``.
+        """
         if y is None or is_dataset(X) or not hasattr(self, "label_encoder_"):
             return super().get_dataset(X, y)
         codes = self.label_encoder_.transform(np.asarray(y)).astype(np.int64)
-        return _EncodedDataset(X, y, codes)
+        if sample_weight is None:
+            return _EncodedDataset(X, y, codes)
+        return _WeightedDataset(X, y, codes, sample_weight)
 
     # ------------------------------------------------------------- public API
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_weight=None, **fit_params):
         """Train the network on adversarial batches of ``(X, y)`` from scratch.
 
         Parameters
@@ -336,6 +482,12 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             Training inputs, inside ``[clip_min, clip_max]``.
         y : array-like of shape (n_samples,)
             Class labels of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples. They multiply the per-sample
+            training loss; the weights of each batch are normalised to sum to its
+            size, so a batch's loss is the weighted mean (for the default
+            ``reduction="mean"``). The internal validation loss (``train_split``)
+            is weighted too. The criterion must accept ``reduction="none"``.
         **fit_params : dict
             Passed to the module's ``forward`` (skorch convention).
 
@@ -344,18 +496,44 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self : object
             The fitted classifier.
         """
-        X, y = self._check_fit_data(X, y, reset=True)
+        X, y, sample_weight = self._check_fit_data(X, y, sample_weight, reset=True)
+        fresh = not self.warm_start or not self.initialized_
+        return self._train(X, y, sample_weight, fit_params, initialize=fresh,
+                           routing="fit")
+
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
+        """Continue training on ``(X, y)`` (the first call behaves like ``fit``).
+
+        ``classes`` is accepted for scikit-learn compatibility and unused: the
+        classes are those of the first call. ``sample_weight`` is as in
+        :meth:`fit`.
+        """
+        first = not hasattr(self, "label_encoder_")
+        X, y, sample_weight = self._check_fit_data(X, y, sample_weight, reset=first)
+        return self._train(X, y, sample_weight, fit_params,
+                           initialize=not self.initialized_, routing="partial_fit")
+
+    def _train(self, X, y, sample_weight, fit_params, *, initialize, routing):
+        """skorch's training on validated data, in a forked RNG.
+
+        This is skorch's ``partial_fit`` (callbacks see the arrays ``X`` and
+        ``y``), with the training set built once, sample weights included.
+        """
+        dataset = self.get_dataset(X, y, sample_weight=sample_weight)
+        if _FIT_LOOP_ROUTES:
+            fit_params = {**fit_params, "_routing_method": routing}
         seed = None if self.random_state is None else seed_from_random_state(
             self.random_state)
         with fork_rng(seed, self.device):
-            super().fit(X, y, **fit_params)
+            if initialize:
+                self.initialize()
+            self.notify("on_train_begin", X=X, y=y)
+            try:
+                self.fit_loop(dataset, y, **fit_params)
+            except KeyboardInterrupt:
+                pass
+            self.notify("on_train_end", X=X, y=y)
         return self
-
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Continue training on ``(X, y)`` (the first call behaves like ``fit``)."""
-        first = not hasattr(self, "label_encoder_")
-        X, y = self._check_fit_data(X, y, reset=first)
-        return super().partial_fit(X, y, classes=classes, **fit_params)
 
     @property
     def classes_(self):

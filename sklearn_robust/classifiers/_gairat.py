@@ -2,38 +2,25 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import contextlib
 import math
 import numbers
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import _check_sample_weight
 from skorch.callbacks import PrintLog
-from skorch.utils import to_numpy, to_tensor
 
 from ..attacks._losses import kl_loss
-from ..utils._torch import seed_from_random_state
+from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import BaseAdversarialClassifier, _check_real, _EncodedDataset
+from ..utils._torch import seed_from_random_state
+from ._base import BaseAdversarialClassifier, _check_real, _normalised  # noqa: F401
+from ._trades import trades_loss
 
 __all__ = ["GAIRATClassifier", "GAIRTRADESClassifier", "gair_weights"]
 
 WEIGHT_FUNCTIONS = ("tanh", "sigmoid", "discrete")
 LAMBDA_SCHEDULES = ("fixed", "linear", "piecewise")
-
-# per-epoch diagnostics recorded in ``history``; the noisy ones stay out of the
-# printed log by default (``callbacks__print_log__keys_ignored`` overrides this)
-HISTORY_KEYS = ("gair_lambda", "gair_reweighting", "gair_kappa_mean",
-                "gair_kappa_frac_zero", "gair_kappa_frac_max", "gair_kappa_hist",
-                "gair_weight_min", "gair_weight_max", "gair_weight_mean",
-                "gair_weight_std", "gair_ess")
-_LOG_KEYS_IGNORED = ("gair_reweighting", "gair_kappa_frac_zero", "gair_kappa_frac_max",
-                     "gair_kappa_hist", "gair_weight_min", "gair_weight_max",
-                     "gair_weight_std")
-
 
 # --------------------------------------------------------------------- weights
 def _log_gair_weights(kappa, n_steps, lambda_, weight_function):
@@ -97,15 +84,6 @@ def gair_weights(kappa, n_steps, lambda_=-1.0, weight_function="tanh"):
     return log_w.exp().numpy()
 
 
-def _normalised(log_w, n):
-    """``n * softmax(log_w)``: weights summing to ``n`` (zeros if all are -inf)."""
-    top = log_w.max() if log_w.numel() else torch.tensor(0.0, dtype=log_w.dtype)
-    if not torch.isfinite(top):
-        return torch.zeros_like(log_w)
-    w = torch.exp(log_w - top)
-    return w * (n / w.sum())
-
-
 # ----------------------------------------------------------------- validation
 def _check_lambda(value, name="lambda_"):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
@@ -117,28 +95,6 @@ def _check_lambda(value, name="lambda_"):
 def _check_choice(value, choices, name):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
-
-
-# ------------------------------------------------------------------- datasets
-def _batch_codes(y):
-    """Class codes of a batch target (EpochScoring's ``target_extractor``)."""
-    return to_numpy(y["y"] if isinstance(y, Mapping) else y)
-
-
-class _WeightedDataset(_EncodedDataset):
-    """Encoded dataset whose target also carries the user's sample weight.
-
-    Batches come out as ``(X, {"y": codes, "sample_weight": weights})``; skorch
-    moves the dict to the device and the classifier unpacks it.
-    """
-
-    def __init__(self, X, y, y_codes, sample_weight):
-        super().__init__(X, y, y_codes)
-        self.sample_weight = sample_weight
-
-    def __getitem__(self, i):
-        Xi, yi = super().__getitem__(i)
-        return Xi, {"y": yi, "sample_weight": self.sample_weight[i]}
 
 
 @Substitution(**FRAGMENTS)
@@ -231,17 +187,21 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         lambda of the last epoch (``inf`` during the burn-in).
     reweighting_ : bool
         Whether the last epoch reweighted its samples.
-    gair_stats_ : dict
-        Running sums of the current epoch's diagnostics.
+    gair_batch_ : dict
+        ``kappa``, the unnormalised weights ``w`` and the loss weights ``w~`` of
+        the last training batch, which :class:`~sklearn_robust.callbacks.GAIRMonitor`
+        reads.
     history_ : skorch.History
-        skorch's history (also ``history``). Each epoch adds ``gair_lambda``,
-        ``gair_reweighting``, ``gair_kappa_mean``, ``gair_kappa_frac_zero`` and
-        ``gair_kappa_frac_max`` (fractions with ``kappa = 0`` and ``kappa = K``),
-        ``gair_kappa_hist`` (counts of ``kappa = 0..K``), ``gair_weight_min``,
-        ``gair_weight_max``, ``gair_weight_mean``, ``gair_weight_std`` (of the
-        unnormalised weights ``w_i``, all 1 when not reweighting) and
-        ``gair_ess``, the Kish effective sample size ``(sum w~)^2 / (n sum w~^2)``
-        of the loss weights of the epoch, as a fraction of its ``n`` samples.
+        skorch's history (also ``history``). The default callback
+        :class:`~sklearn_robust.callbacks.GAIRMonitor` adds to each epoch
+        ``gair_lambda``, ``gair_reweighting``, ``gair_kappa_mean``,
+        ``gair_kappa_frac_zero`` and ``gair_kappa_frac_max`` (fractions with
+        ``kappa = 0`` and ``kappa = K``), ``gair_kappa_hist`` (counts of
+        ``kappa = 0..K``), ``gair_weight_min``, ``gair_weight_max``,
+        ``gair_weight_mean``, ``gair_weight_std`` (of the unnormalised weights
+        ``w_i``, all 1 when not reweighting) and ``gair_ess``, the Kish effective
+        sample size ``(sum w~)^2 / (n sum w~^2)`` of the loss weights of the
+        epoch, as a fraction of its ``n`` samples.
 
     See Also
     --------
@@ -343,10 +303,9 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         callbacks = []
         for name, cb in super()._default_callbacks:
             if name == "print_log":
-                cb = PrintLog(keys_ignored=list(_LOG_KEYS_IGNORED))
-            elif name == "valid_acc":
-                # the batches of a sample-weighted fit carry dict targets
-                cb.target_extractor = _batch_codes
+                # the diagnostics are recorded before the log is printed
+                callbacks.append(("gair_monitor", GAIRMonitor()))
+                cb = PrintLog(keys_ignored=list(_GAIR_KEYS_NOT_PRINTED))
             callbacks.append((name, cb))
         return callbacks
 
@@ -416,51 +375,6 @@ class GAIRATClassifier(BaseAdversarialClassifier):
                                dataset_valid=dataset_valid, **kwargs)
         self.current_lambda_ = self.lambda_for_epoch(len(self.history))
         self.reweighting_ = math.isfinite(self.current_lambda_)
-        self.gair_stats_ = {
-            "n": 0, "kappa_hist": np.zeros(self.kappa_max_ + 1, dtype=np.int64),
-            "w_sum": 0.0, "w_sq": 0.0, "w_min": math.inf, "w_max": -math.inf,
-            "ess_sum": 0.0, "ess_sq": 0.0}
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_end(net, dataset_train=dataset_train,
-                             dataset_valid=dataset_valid, **kwargs)
-        h, s = self.history, self.gair_stats_
-        h.record("gair_lambda", float(self.current_lambda_))
-        h.record("gair_reweighting", bool(self.reweighting_))
-        n = s["n"]
-        if not n:
-            return
-        hist = s["kappa_hist"]
-        mean = s["w_sum"] / n
-        h.record("gair_kappa_mean", float(hist @ np.arange(len(hist)) / n))
-        h.record("gair_kappa_frac_zero", float(hist[0] / n))
-        h.record("gair_kappa_frac_max", float(hist[-1] / n))
-        h.record("gair_kappa_hist", hist.tolist())
-        h.record("gair_weight_min", float(s["w_min"]))
-        h.record("gair_weight_max", float(s["w_max"]))
-        h.record("gair_weight_mean", float(mean))
-        h.record("gair_weight_std", float(math.sqrt(max(s["w_sq"] / n - mean ** 2,
-                                                        0.0))))
-        h.record("gair_ess", float(s["ess_sum"] ** 2 / (n * s["ess_sq"]))
-                 if s["ess_sq"] > 0 else 0.0)
-
-    def _accumulate(self, kappa, weights, ess_weights):
-        """Add a batch to the epoch's diagnostics (``weights``: unnormalised)."""
-        s = getattr(self, "gair_stats_", None)
-        if s is None:
-            return
-        k = kappa.detach().to("cpu", torch.int64).numpy()
-        w = weights.detach().to("cpu", torch.float64)
-        e = ess_weights.detach().to("cpu", torch.float64)
-        s["n"] += len(k)
-        s["kappa_hist"] += np.bincount(k, minlength=len(s["kappa_hist"]))
-        if len(k):
-            s["w_sum"] += float(w.sum())
-            s["w_sq"] += float((w ** 2).sum())
-            s["w_min"] = min(s["w_min"], float(w.min()))
-            s["w_max"] = max(s["w_max"], float(w.max()))
-            s["ess_sum"] += float(e.sum())
-            s["ess_sq"] += float((e ** 2).sum())
 
     # ---------------------------------------------------------------- weights
     def perturb_with_kappa(self, X, y):
@@ -496,146 +410,20 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         return _log_gair_weights(kappa, getattr(self, "kappa_max_", self.n_steps),
                                  lam, self.weight_function)
 
-    @staticmethod
-    def _unpack_target(y):
-        if isinstance(y, Mapping):
-            return y["y"], y["sample_weight"]
-        return y, None
-
-    @staticmethod
-    def _loss_weights(log_w, sample_weight, n, device):
-        """Per-sample loss weights summing to ``n``: GAIR times user weights."""
-        log_w = (torch.zeros(n, dtype=torch.float64, device=device) if log_w is None
-                 else log_w.to(device))
-        if sample_weight is not None:
-            log_w = log_w + torch.log(sample_weight.to(device, torch.float64))
-        return _normalised(log_w, n)
-
-    def per_sample_loss(self, y_pred, y, X=None):
-        """Per-sample criterion values and the criterion's own reduction.
-
-        The criterion instance is switched to ``reduction="none"`` for the call.
-        """
-        crit = self.criterion_
-        reduction = getattr(crit, "reduction", None)
-        if reduction not in ("mean", "sum"):
-            raise TypeError(
-                f"{type(self).__name__} reweights per-sample losses: the criterion "
-                "must have a 'reduction' attribute set to 'mean' or 'sum' (as the "
-                f"torch losses do), got {type(crit).__name__} with reduction "
-                f"{reduction!r}.")
-        crit.reduction = "none"
-        try:
-            losses = self.get_loss(y_pred, y, X=X, training=True)
-        finally:
-            crit.reduction = reduction
-        if losses.shape != (y_pred.shape[0],):
-            raise ValueError(
-                "The criterion with reduction='none' must return one loss per "
-                f"sample, got shape {tuple(losses.shape)}.")
-        return losses, reduction
-
-    def weighted_loss(self, y_pred, y, weights, X=None):
-        """Criterion values weighted per sample, reduced like the criterion."""
-        losses, reduction = self.per_sample_loss(y_pred, y, X=X)
-        weighted = losses * weights.to(losses.dtype)
-        return weighted.mean() if reduction == "mean" else weighted.sum()
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        # batches of a sample-weighted fit carry the weights next to the codes
-        if isinstance(y_true, Mapping):
-            y, sw = self._unpack_target(to_tensor(y_true, device=self.device))
-            weights = self._loss_weights(None, sw, len(y), y_pred.device)
-            return self.weighted_loss(y_pred, y, weights, X=X)
-        return super().get_loss(y_pred, y_true, X=X, training=training)
-
     # ---------------------------------------------------------------- training
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """GAIR-weighted cross-entropy on the PGD adversarial examples."""
-        y, sample_weight = self._unpack_target(y)
         X_adv, kappa = self.perturb_with_kappa(X, y)
         y_pred = self.infer(X_adv, **fit_params)
         log_w = self.log_weights(kappa)
-        n = len(y)
-        if log_w is None and sample_weight is None:
-            # exactly AdversarialClassifier's loss
-            loss = self.get_loss(y_pred, y, X=X_adv, training=True)
-            weights = torch.ones(n, dtype=torch.float64)
-        else:
-            weights = self._loss_weights(log_w, sample_weight, n, y_pred.device)
-            loss = self.weighted_loss(y_pred, y, weights, X=X_adv)
-        raw = torch.ones(n, dtype=torch.float64) if log_w is None else log_w.exp()
-        self._accumulate(kappa, raw, weights)
+        # with neither GAIR nor sample weights: exactly AdversarialClassifier's loss
+        weights = self.loss_weights(sample_weight, log_w)
+        loss = self.criterion_loss(y_pred, y, weights, X=X_adv)
+        ones = torch.ones(len(y), dtype=torch.float64)
+        self.gair_batch_ = {"kappa": kappa,
+                            "weights": ones if log_w is None else log_w.exp(),
+                            "loss_weights": ones if weights is None else weights}
         return loss, y_pred
-
-    # ----------------------------------------------------------- sample weight
-    @contextlib.contextmanager
-    def _sample_weight_for_fit(self, sample_weight):
-        # consumed by _check_fit_data (validation against the checked X) and
-        # get_dataset (which only weights that very X); removed after the fit
-        self._sample_weight_pending_ = sample_weight
-        try:
-            yield
-        finally:
-            vars(self).pop("_sample_weight_pending_", None)
-            vars(self).pop("_sample_weight_fit_", None)
-
-    def _check_fit_data(self, X, y, reset):
-        X, y = super()._check_fit_data(X, y, reset)
-        pending = getattr(self, "_sample_weight_pending_", None)
-        if pending is not None:
-            sw = _check_sample_weight(pending, X, dtype=np.float32,
-                                      ensure_non_negative=True)
-            if reset and len(np.unique(y[sw > 0])) < 2:
-                raise ValueError(
-                    "sample_weight leaves only one class with a positive weight; "
-                    "a classifier needs samples of at least 2 classes with "
-                    "positive weights.")
-            self._sample_weight_fit_ = (X, sw)
-        return X, y
-
-    def get_dataset(self, X, y=None):
-        stored = getattr(self, "_sample_weight_fit_", None)
-        if stored is not None and y is not None and X is stored[0]:
-            codes = self.label_encoder_.transform(np.asarray(y)).astype(np.int64)
-            return _WeightedDataset(X, y, codes, stored[1])
-        return super().get_dataset(X, y)
-
-    def fit(self, X, y, sample_weight=None, **fit_params):
-        """Train the network on GAIR-weighted adversarial batches from scratch.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
-            Training inputs, inside ``[clip_min, clip_max]``.
-        y : array-like of shape (n_samples,)
-            Class labels of any type.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; each batch's loss weights are the GAIR weights
-            times these, normalised to sum to the batch size. The internal
-            validation loss (``train_split``) is the weighted mean too.
-        **fit_params : dict
-            Passed to the module's ``forward`` (skorch convention).
-
-        Returns
-        -------
-        self : object
-            The fitted classifier.
-        """
-        with self._sample_weight_for_fit(sample_weight):
-            return super().fit(X, y, **fit_params)
-
-    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
-        """Continue training on ``(X, y)``, optionally sample-weighted.
-
-        The burn-in and the lambda schedule follow the epoch count of the
-        history, which ``partial_fit`` continues.
-        """
-        if "_sample_weight_pending_" in vars(self):
-            # called by skorch's fit: the weights of fit() are already set
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-        with self._sample_weight_for_fit(sample_weight):
-            return super().partial_fit(X, y, classes=classes, **fit_params)
 
 
 @Substitution(**FRAGMENTS)
@@ -711,8 +499,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         lambda of the last epoch (``inf`` during the burn-in).
     reweighting_ : bool
         Whether the last epoch reweighted.
-    gair_stats_ : dict
-        Running sums of the current epoch's diagnostics.
+    gair_batch_ : dict
+        ``kappa``, mixing weights ``w`` and loss weights of the last batch.
     history_ : skorch.History
         With the per-epoch keys of :class:`GAIRATClassifier`; here ``gair_ess``
         is the Kish effective sample size fraction of the mixing weights ``w_i``
@@ -794,32 +582,26 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         self.cw_attack_ = self.pgd_attack(loss="cw", random_start="normal",
                                           random_state=np.random.RandomState(seed))
 
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """``CE(f(x), y) + beta * mean[w KL(x, x_adv) + (1 - w) KL(x, x_cw)]``."""
-        y, sample_weight = self._unpack_target(y)
         X_adv, kappa = self.perturb_with_kappa(X, y)
-        logits = self.infer(X, **fit_params)
-        logits_adv = self.infer(X_adv, **fit_params)
         log_w = self.log_weights(kappa)
-        robust = kl_loss(logits_adv, y, logits)
-        n = len(y)
-        if log_w is None:
-            w = torch.ones(n, dtype=torch.float64)
+        s = self.loss_weights(sample_weight)
+        if log_w is None:  # burn-in or lambda_=inf: exactly TRADESClassifier's loss
+            w = torch.ones(len(y), dtype=torch.float64)
+            loss, logits = trades_loss(self, X, X_adv, y, beta=self.beta, weights=s,
+                                       **fit_params)
         else:
-            w = log_w.exp()
+            logits = self.infer(X, **fit_params)
+            logits_adv = self.infer(X_adv, **fit_params)
             X_cw = self.cw_attack_.perturb(self.module_, X, y, check_input=False)
             logits_cw = self.infer(X_cw, **fit_params)
-            wt = w.to(robust.device, robust.dtype)
-            robust = wt * robust + (1 - wt) * kl_loss(logits_cw, y, logits)
-        if sample_weight is None:
-            # exactly TRADESClassifier's loss when not reweighting
-            natural = self.get_loss(logits, y, X=X, training=True)
-            loss = natural + self.beta * robust.mean()
-            ess = w
-        else:
-            s = self._loss_weights(None, sample_weight, n, logits.device)
-            natural = self.weighted_loss(logits, y, s, X=X)
-            loss = natural + self.beta * (robust * s.to(robust.dtype)).mean()
-            ess = w.to(s.device) * s
-        self._accumulate(kappa, w, ess)
+            w = log_w.exp()
+            wt = w.to(logits.device, logits.dtype)
+            robust = (wt * kl_loss(logits_adv, y, logits)
+                      + (1 - wt) * kl_loss(logits_cw, y, logits))
+            loss = (self.criterion_loss(logits, y, s, X=X)
+                    + self.beta * self.batch_mean(robust, s))
+        self.gair_batch_ = {"kappa": kappa, "weights": w,
+                            "loss_weights": w if s is None else w.to(s.device) * s}
         return loss, logits

@@ -231,7 +231,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         return self.dual_variable_
 
     # ------------------------------------------------------------ training
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """``l_rob + dual_variable_ * l_nom`` on one batch.
 
         ``l_nom = criterion(f(x), y)``; ``l_rob = criterion(f(x_adv), y)`` for
@@ -240,13 +240,14 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         the loss and the clean logits.
         """
         X_adv = self.perturb(X, y)
+        weights = self.loss_weights(sample_weight)
         logits = self.infer(X, **fit_params)
         logits_adv = self.infer(X_adv, **fit_params)
-        nominal = self.get_loss(logits, y, X=X, training=True)
+        nominal = self.criterion_loss(logits, y, weights, X=X)
         if self.robust_criterion == "kl":
-            robust = kl_loss(logits_adv, y, logits).mean()
+            robust = self.batch_mean(kl_loss(logits_adv, y, logits), weights)
         else:
-            robust = self.get_loss(logits_adv, y, X=X_adv, training=True)
+            robust = self.criterion_loss(logits_adv, y, weights, X=X_adv)
         self._nominal_loss_ = nominal.detach()
         return robust + self.dual_variable_ * nominal, logits
 

@@ -4,25 +4,22 @@
 
 import inspect
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from skorch.callbacks import Callback
-from skorch.utils import data_from_dataset
 
 from ..attacks._base import BaseAttack
 from ..attacks._local_linearity import LocalLinearityAttack, per_sample_dot
-from ..attacks._losses import kl_loss
 from ..attacks._projections import flat_norm
-from ..metrics._lipschitz import empirical_local_lipschitz
+from ..callbacks import LocalLipschitzMonitor
 from ..nn._base import _check_dropout
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._validation import check_clip_box, check_eps, check_norm
+from ._adversarial import adversarial_loss
 from ._base import BaseAdversarialClassifier, _check_int, _check_real
+from ._trades import trades_loss
 
-__all__ = ["LipschitzDropoutClassifier", "LocalLipschitzMonitor",
-           "LocalLinearityAttack", "trades_objective", "at_objective",
-           "rst_objective", "llr_objective", "gr_objective"]
+__all__ = ["LipschitzDropoutClassifier", "rst_objective", "llr_objective",
+           "gr_objective"]
 
 METHODS = ("trades", "at", "rst", "llr", "gr")
 
@@ -56,58 +53,23 @@ def _ce(logits, y):
     return F.cross_entropy(logits, y, reduction="none")
 
 
+# batch mean of per-sample values, weighted by the loss weights unless None
+_mean = BaseAdversarialClassifier.batch_mean
+
+
 # -------------------------------------------------------------------- objectives
-def trades_objective(module, x, x_adv, y, *, beta=6.0):
-    """TRADES: ``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, batch means.
-
-    The same loss as :class:`~sklearn_robust.TRADESClassifier` (the KL is
-    :func:`sklearn_robust.attacks._losses.kl_loss`); both forward passes carry
-    gradients.
-
-    Parameters
-    ----------
-    module : callable
-        Maps a batch to logits (in the mode the loss should use, usually train).
-    x, x_adv : torch.Tensor
-        Clean batch and its adversarial version (treated as constants).
-    y : torch.Tensor
-        Integer class indices.
-    beta : float, default=6.0
-        Weight of the KL term.
-
-    Returns
-    -------
-    loss : torch.Tensor
-        Scalar loss.
-    logits : torch.Tensor
-        Clean logits ``f(x)``.
-    """
-    logits = module(x)
-    logits_adv = module(x_adv.detach())
-    robust = kl_loss(logits_adv, y, logits).mean()
-    return _ce(logits, y).mean() + beta * robust, logits
-
-
-def at_objective(module, x, x_adv, y):
-    """PGD adversarial training: ``CE(f(x_adv), y)``; returns the adversarial logits.
-
-    ``x`` is unused; the signature is that of the other objectives.
-    """
-    logits_adv = module(x_adv.detach())
-    return _ce(logits_adv, y).mean(), logits_adv
-
-
-def rst_objective(module, x, x_adv, y, *, reg_lambda=2.0):
+def rst_objective(module, x, x_adv, y, *, reg_lambda=2.0, weights=None):
     """Robust self-training loss on labelled data: ``CE(x) + reg_lambda * CE(x_adv)``.
 
-    Returns the loss and the clean logits.
+    Batch means, weighted per sample by ``weights`` unless None (as in the other
+    objectives). Returns the loss and the clean logits.
     """
     logits = module(x)
-    robust = _ce(module(x_adv.detach()), y).mean()
-    return _ce(logits, y).mean() + reg_lambda * robust, logits
+    robust = _mean(_ce(module(x_adv.detach()), y), weights)
+    return _mean(_ce(logits, y), weights) + reg_lambda * robust, logits
 
 
-def llr_objective(module, x, x_adv, y, *, reg_lambda=4.0, mu=3.0):
+def llr_objective(module, x, x_adv, y, *, reg_lambda=4.0, mu=3.0, weights=None):
     """Local linearity regularisation (Qin et al., 2019), batch means.
 
     With ``delta = x_adv - x`` (a constant), ``l`` the per-sample cross-entropy
@@ -130,11 +92,12 @@ def llr_objective(module, x, x_adv, y, *, reg_lambda=4.0, mu=3.0):
     loss_pert = _ce(module(x.detach() + delta), y)
     linear = per_sample_dot(delta, grad)
     gap = loss_pert - loss - linear
-    total = loss.mean() + reg_lambda * gap.abs().mean() + mu * linear.abs().mean()
+    total = (_mean(loss, weights) + reg_lambda * _mean(gap.abs(), weights)
+             + mu * _mean(linear.abs(), weights))
     return total, logits
 
 
-def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
+def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0, weights=None):
     """Gradient-norm regularisation by finite differences (TULIP, Finlay & Oberman).
 
     With ``l`` the per-sample cross-entropy and ``v = grad l(x) / ||grad l(x)||_2``
@@ -159,131 +122,7 @@ def gr_objective(module, x, x_adv, y, *, reg_lambda=1.0, h=1.0):
     noise.replay()
     loss_step = _ce(module(x.detach() + h * v), y)
     slope = (loss_step - loss) / h
-    return loss.mean() + reg_lambda / 2 * (slope ** 2).mean(), logits
-
-
-# ------------------------------------------------------------------- LLR attack
-# ------------------------------------------------------------------- monitoring
-def _subset(X, y, max_samples, random_state):
-    X, y = np.asarray(X), np.asarray(y)
-    if len(X) <= max_samples:
-        return X, y
-    idx = np.sort(np.random.RandomState(random_state).choice(
-        len(X), max_samples, replace=False))
-    return X[idx], y[idx]
-
-
-class LocalLipschitzMonitor(Callback):
-    """skorch callback recording local Lipschitzness and the generalisation gap.
-
-    At the end of each epoch it records in the net's ``history``:
-
-    - ``"train_acc"``: clean accuracy (eval mode, no dropout) on at most
-      ``max_samples`` training points (the train accuracy skorch could cache is
-      that of dropout-perturbed, possibly adversarial batches);
-    - ``"valid_acc"``: skorch's validation accuracy when it is already recorded,
-      else computed here (only with a validation split);
-    - ``"generalization_gap"``: ``train_acc - valid_acc`` (only with a validation
-      split);
-    - ``"valid_local_lipschitz"`` (with a validation split) or
-      ``"train_local_lipschitz"`` (without one):
-      :func:`~sklearn_robust.metrics.empirical_local_lipschitz` at radius
-      ``eps`` on at most ``max_samples`` points;
-
-    and sets the net's ``local_lipschitz_`` to the last Lipschitz value. It reads
-    the pixel box from the net's ``clip_min``/``clip_max`` (default ``[0, 1]``).
-    It uses its own random generators, so adding it does not change training.
-
-    Parameters
-    ----------
-    eps : float
-        Radius of the linf-ball (Yang et al. use the attack radius, e.g. 0.1 on
-        MNIST); must be > 0.
-    max_samples : int, default=500
-        At most this many points (a fixed random subset) of each set are used.
-    n_steps : int, default=10
-        Ascent steps of the Lipschitz estimate.
-    step_size : float, default=0.003
-        Their length.
-    random_state : int, default=0
-        Seeds the subsets and the estimate's random start.
-
-    Attributes
-    ----------
-    local_lipschitz_ : float
-        The last value recorded.
-
-    Examples
-    --------
-    >>> from skorch.dataset import ValidSplit
-    >>> from sklearn_robust import AdversarialClassifier
-    >>> from sklearn_robust.classifiers import LocalLipschitzMonitor
-    >>> from sklearn_robust.datasets import load_digits_images
-    >>> X, y = load_digits_images(flat=True)
-    >>> natural = AdversarialClassifier(
-    ...     eps=0.0, max_epochs=1, random_state=0, train_split=ValidSplit(4),
-    ...     callbacks=[LocalLipschitzMonitor(eps=0.1, max_samples=100)])
-    >>> row = natural.fit(X[:300], y[:300]).history[-1]
-    >>> bool(row["generalization_gap"] == row["train_acc"] - row["valid_acc"])
-    True
-    >>> natural.local_lipschitz_ == row["valid_local_lipschitz"]
-    True
-    """
-
-    def __init__(self, eps, *, max_samples=500, n_steps=10, step_size=0.003,
-                 random_state=0):
-        self.eps = eps
-        self.max_samples = max_samples
-        self.n_steps = n_steps
-        self.step_size = step_size
-        self.random_state = random_state
-
-    def initialize(self):
-        check_eps(self.eps)
-        if self.eps == 0:
-            raise ValueError("LocalLipschitzMonitor needs eps > 0.")
-        _check_int(self.max_samples, "max_samples")
-        self.local_lipschitz_ = None
-        return self
-
-    def _lipschitz(self, net, X):
-        return empirical_local_lipschitz(
-            net, X, eps=self.eps, n_steps=self.n_steps, step_size=self.step_size,
-            clip_min=getattr(net, "clip_min", 0.0),
-            clip_max=getattr(net, "clip_max", 1.0), random_state=self.random_state)
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        # skorch's DataLoader draws a seed from the global torch RNG at each
-        # prediction: fork it so that monitoring leaves training unchanged
-        device = torch.device(net.device)
-        devices = ([device.index if device.index is not None
-                    else torch.cuda.current_device()]
-                   if device.type == "cuda" and torch.cuda.is_available() else [])
-        with torch.random.fork_rng(devices=devices):
-            self._record(net, dataset_train, dataset_valid)
-
-    def _record(self, net, dataset_train, dataset_valid):
-        row = net.history[-1]
-        X_train, y_train = _subset(*data_from_dataset(dataset_train),
-                                   self.max_samples, self.random_state)
-        train_acc = float(np.mean(net.predict(X_train) == y_train))
-        net.history.record("train_acc", train_acc)
-        if dataset_valid is None:
-            X_lip, key = X_train, "train_local_lipschitz"
-        else:
-            X_valid, y_valid = data_from_dataset(dataset_valid)
-            if "valid_acc" in row:
-                valid_acc = float(row["valid_acc"])
-            else:
-                valid_acc = float(np.mean(net.predict(X_valid) == np.asarray(y_valid)))
-                net.history.record("valid_acc", valid_acc)
-            net.history.record("generalization_gap", train_acc - valid_acc)
-            X_lip, _ = _subset(X_valid, y_valid, self.max_samples, self.random_state)
-            key = "valid_local_lipschitz"
-        value = self._lipschitz(net, X_lip)
-        net.history.record(key, value)
-        self.local_lipschitz_ = value
-        net.local_lipschitz_ = value
+    return _mean(loss, weights) + reg_lambda / 2 * _mean(slope ** 2, weights), logits
 
 
 # ------------------------------------------------------------------- classifier
@@ -320,16 +159,19 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
       self-training, labelled data only);
     - ``"llr"``: ``l(x) + llr_lambda * |g(d)| + llr_mu * |<d, grad l(x)>|`` with
       ``g(d) = l(x + d) - l(x) - <d, grad l(x)>`` and ``d = x_adv - x`` from
-      :class:`LocalLinearityAttack`, which maximises ``|g|`` (local linearity
+      :class:`~sklearn_robust.attacks.LocalLinearityAttack`, which maximises
+      ``|g|`` (local linearity
       regularisation, Qin et al.);
     - ``"gr"``: ``l(x) + gr_lambda / 2 * ((l(x + gr_h * v) - l(x)) / gr_h) ** 2``
       with ``v = grad l(x) / ||grad l(x)||_2``, a finite-difference estimate of
       the squared input-gradient norm (TULIP); no attack.
 
-    The loss functions are :func:`trades_objective`, :func:`at_objective`,
-    :func:`rst_objective`, :func:`llr_objective` and :func:`gr_objective` of
+    ``"trades"`` and ``"at"`` are the losses of :class:`TRADESClassifier` and
+    :class:`AdversarialClassifier` (``l`` is then the ``criterion``); the others
+    are :func:`rst_objective`, :func:`llr_objective` and :func:`gr_objective` of
     this module. The attack runs with the module in eval mode (no dropout); the
-    loss in train mode (dropout active).
+    loss in train mode (dropout active). ``sample_weight`` weights every
+    per-sample term.
 
     Parameters
     ----------
@@ -441,8 +283,9 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
       is ``l + penalty``.
     - AT and RST attack the network in eval mode (the code attacks it in train
       mode, dropout active).
-    - The ``criterion`` parameter only sets skorch's validation loss; the
-      training losses are the cross-entropy of the paper.
+    - ``criterion`` (default: cross-entropy) is the training loss ``l`` of
+      ``"trades"`` and ``"at"``; ``"rst"``, ``"llr"`` and ``"gr"`` use the
+      cross-entropy of the paper (``criterion`` only sets their validation loss).
 
     References
     ----------
@@ -601,21 +444,26 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
         return callbacks
 
     # ---------------------------------------------------------------- training
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """The loss of ``method`` on one batch (see the table in the docstring)."""
+        weights = self.loss_weights(sample_weight)
+        method = self.method
+        if method == "trades":
+            return trades_loss(self, X, self.perturb(X, y), y, beta=self.beta,
+                               weights=weights, **fit_params)
+        if method == "at":
+            return adversarial_loss(self, self.perturb(X, y), y, weights=weights,
+                                    **fit_params)
+
         def module(x):
             return self.infer(x, **fit_params)
 
-        method = self.method
         if method == "gr":
             return gr_objective(module, X, None, y, reg_lambda=self.gr_lambda,
-                                h=self.gr_h)
+                                h=self.gr_h, weights=weights)
         X_adv = self.perturb(X, y)
-        if method == "trades":
-            return trades_objective(module, X, X_adv, y, beta=self.beta)
-        if method == "at":
-            return at_objective(module, X, X_adv, y)
         if method == "rst":
-            return rst_objective(module, X, X_adv, y, reg_lambda=self.rst_lambda)
+            return rst_objective(module, X, X_adv, y, reg_lambda=self.rst_lambda,
+                                 weights=weights)
         return llr_objective(module, X, X_adv, y, reg_lambda=self.llr_lambda,
-                             mu=self.llr_mu)
+                             mu=self.llr_mu, weights=weights)

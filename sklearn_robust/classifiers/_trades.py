@@ -6,7 +6,46 @@ from ..attacks._losses import kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
 from ._base import BaseAdversarialClassifier, _check_real
 
-__all__ = ["TRADESClassifier"]
+__all__ = ["TRADESClassifier", "trades_loss"]
+
+
+def trades_loss(net, X, X_adv, y, *, beta, weights=None, **fit_params):
+    """The TRADES objective ``criterion(f(x), y) + beta * KL(f(x) || f(x_adv))``.
+
+    The KL term is :func:`sklearn_robust.attacks._losses.kl_loss` averaged over
+    the batch; both forward passes (in the module's current mode, train mode
+    during fit) carry gradients, ``X_adv`` is a constant.
+
+    Parameters
+    ----------
+    net : BaseAdversarialClassifier
+        The classifier being trained: its ``infer`` gives the logits and its
+        criterion (:meth:`~BaseAdversarialClassifier.criterion_loss`) the
+        natural term.
+    X, X_adv : torch.Tensor
+        Clean batch and its adversarial version.
+    y : torch.Tensor
+        Integer class codes.
+    beta : float
+        Weight of the KL term.
+    weights : torch.Tensor or None, default=None
+        Per-sample loss weights of both terms
+        (:meth:`~BaseAdversarialClassifier.loss_weights`).
+    **fit_params : dict
+        Passed to the module's ``forward``.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar loss.
+    logits : torch.Tensor
+        Clean logits ``f(x)``.
+    """
+    logits = net.infer(X, **fit_params)
+    logits_adv = net.infer(X_adv.detach(), **fit_params)
+    natural = net.criterion_loss(logits, y, weights, X=X)
+    robust = net.batch_mean(kl_loss(logits_adv, y, logits), weights)
+    return natural + beta * robust, logits
 
 
 @Substitution(**FRAGMENTS)
@@ -90,11 +129,8 @@ class TRADESClassifier(BaseAdversarialClassifier):
         """Sign-gradient ascent on KL(f(x) || f(x')) from ``x + 0.001 N(0, I)``."""
         return self.pgd_attack(loss="kl", random_start="normal")
 
-    def robust_loss(self, X, y, **fit_params):
+    def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, KL averaged over the batch."""
         X_adv = self.perturb(X, y)
-        logits = self.infer(X, **fit_params)
-        logits_adv = self.infer(X_adv, **fit_params)
-        natural = self.get_loss(logits, y, X=X, training=True)
-        robust = kl_loss(logits_adv, y, logits).mean()
-        return natural + self.beta * robust, logits
+        return trades_loss(self, X, X_adv, y, beta=self.beta,
+                           weights=self.loss_weights(sample_weight), **fit_params)

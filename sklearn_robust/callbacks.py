@@ -1,0 +1,225 @@
+"""skorch callbacks recording the diagnostics of robust training.
+
+:class:`GAIRMonitor` records the geometry values and instance weights of
+GAIR training per epoch; :class:`LocalLipschitzMonitor` the empirical local
+Lipschitz constant and the generalisation gap (Yang et al., 2020).
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+from skorch.utils import data_from_dataset
+
+from .metrics._lipschitz import empirical_local_lipschitz
+from .utils._validation import check_eps
+
+__all__ = ["GAIRMonitor", "LocalLipschitzMonitor"]
+
+# GAIRMonitor's noisier keys, left out of the printed log by default
+# (``callbacks__print_log__keys_ignored`` overrides this)
+_GAIR_KEYS_NOT_PRINTED = ("gair_reweighting", "gair_kappa_frac_zero",
+                          "gair_kappa_frac_max", "gair_kappa_hist", "gair_weight_min",
+                          "gair_weight_max", "gair_weight_std")
+
+
+class GAIRMonitor(Callback):
+    """skorch callback recording the per-epoch diagnostics of GAIR training.
+
+    :class:`~sklearn_robust.GAIRATClassifier` and
+    :class:`~sklearn_robust.GAIRTRADESClassifier` add it to their default
+    callbacks (as ``"gair_monitor"``; ``callbacks__gair_monitor=None`` removes
+    it). After every training batch it reads the net's ``gair_batch_`` (the
+    batch's geometry values ``kappa``, unnormalised GAIR weights ``w`` and loss
+    weights); at the end of each epoch it records in ``history``:
+
+    - ``gair_lambda`` and ``gair_reweighting``: the net's ``current_lambda_``
+      and ``reweighting_``;
+    - ``gair_kappa_mean``, ``gair_kappa_frac_zero`` and ``gair_kappa_frac_max``
+      (fractions with ``kappa = 0`` and ``kappa = K``) and ``gair_kappa_hist``
+      (counts of ``kappa = 0..K``, ``K`` the net's ``kappa_max_``);
+    - ``gair_weight_min``, ``gair_weight_max``, ``gair_weight_mean``,
+      ``gair_weight_std`` of ``w`` (all 1 when not reweighting);
+    - ``gair_ess``: the Kish effective sample size ``(sum v)^2 / (n sum v^2)``
+      of the loss weights ``v`` of the epoch, as a fraction of its ``n``
+      samples.
+
+    The diagnostics cover the training batches only.
+
+    Attributes
+    ----------
+    stats_ : dict
+        Running sums of the current epoch.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.stats_ = {
+            "n": 0, "kappa_hist": np.zeros(net.kappa_max_ + 1, dtype=np.int64),
+            "w_sum": 0.0, "w_sq": 0.0, "w_min": math.inf, "w_max": -math.inf,
+            "ess_sum": 0.0, "ess_sq": 0.0}
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        s, batch = self.stats_, net.gair_batch_
+        k = batch["kappa"].detach().to("cpu", torch.int64).numpy()
+        w = batch["weights"].detach().to("cpu", torch.float64)
+        e = batch["loss_weights"].detach().to("cpu", torch.float64)
+        s["n"] += len(k)
+        s["kappa_hist"] += np.bincount(k, minlength=len(s["kappa_hist"]))
+        if len(k):
+            s["w_sum"] += float(w.sum())
+            s["w_sq"] += float((w ** 2).sum())
+            s["w_min"] = min(s["w_min"], float(w.min()))
+            s["w_max"] = max(s["w_max"], float(w.max()))
+            s["ess_sum"] += float(e.sum())
+            s["ess_sq"] += float((e ** 2).sum())
+
+    def on_epoch_end(self, net, **kwargs):
+        h, s = net.history, self.stats_
+        h.record("gair_lambda", float(net.current_lambda_))
+        h.record("gair_reweighting", bool(net.reweighting_))
+        n = s["n"]
+        if not n:
+            return
+        hist = s["kappa_hist"]
+        mean = s["w_sum"] / n
+        h.record("gair_kappa_mean", float(hist @ np.arange(len(hist)) / n))
+        h.record("gair_kappa_frac_zero", float(hist[0] / n))
+        h.record("gair_kappa_frac_max", float(hist[-1] / n))
+        h.record("gair_kappa_hist", hist.tolist())
+        h.record("gair_weight_min", float(s["w_min"]))
+        h.record("gair_weight_max", float(s["w_max"]))
+        h.record("gair_weight_mean", float(mean))
+        h.record("gair_weight_std", float(math.sqrt(max(s["w_sq"] / n - mean ** 2,
+                                                        0.0))))
+        h.record("gair_ess", float(s["ess_sum"] ** 2 / (n * s["ess_sq"]))
+                 if s["ess_sq"] > 0 else 0.0)
+
+
+def _subset(X, y, max_samples, random_state):
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) <= max_samples:
+        return X, y
+    idx = np.sort(np.random.RandomState(random_state).choice(
+        len(X), max_samples, replace=False))
+    return X[idx], y[idx]
+
+
+class LocalLipschitzMonitor(Callback):
+    """skorch callback recording local Lipschitzness and the generalisation gap.
+
+    At the end of each epoch it records in the net's ``history``:
+
+    - ``"train_acc"``: clean accuracy (eval mode, no dropout) on at most
+      ``max_samples`` training points (the train accuracy skorch could cache is
+      that of dropout-perturbed, possibly adversarial batches);
+    - ``"valid_acc"``: skorch's validation accuracy when it is already recorded,
+      else computed here (only with a validation split);
+    - ``"generalization_gap"``: ``train_acc - valid_acc`` (only with a validation
+      split);
+    - ``"valid_local_lipschitz"`` (with a validation split) or
+      ``"train_local_lipschitz"`` (without one):
+      :func:`~sklearn_robust.metrics.empirical_local_lipschitz` at radius
+      ``eps`` on at most ``max_samples`` points;
+
+    and sets the net's ``local_lipschitz_`` to the last Lipschitz value. It reads
+    the pixel box from the net's ``clip_min``/``clip_max`` (default ``[0, 1]``).
+    It uses its own random generators, so adding it does not change training.
+
+    Parameters
+    ----------
+    eps : float
+        Radius of the linf-ball (Yang et al. use the attack radius, e.g. 0.1 on
+        MNIST); must be > 0.
+    max_samples : int, default=500
+        At most this many points (a fixed random subset) of each set are used.
+    n_steps : int, default=10
+        Ascent steps of the Lipschitz estimate.
+    step_size : float, default=0.003
+        Their length.
+    random_state : int, default=0
+        Seeds the subsets and the estimate's random start.
+
+    Attributes
+    ----------
+    local_lipschitz_ : float
+        The last value recorded.
+
+    Examples
+    --------
+    >>> from skorch.dataset import ValidSplit
+    >>> from sklearn_robust import AdversarialClassifier
+    >>> from sklearn_robust.callbacks import LocalLipschitzMonitor
+    >>> from sklearn_robust.datasets import load_digits_images
+    >>> X, y = load_digits_images(flat=True)
+    >>> natural = AdversarialClassifier(
+    ...     eps=0.0, max_epochs=1, random_state=0, train_split=ValidSplit(4),
+    ...     callbacks=[LocalLipschitzMonitor(eps=0.1, max_samples=100)])
+    >>> row = natural.fit(X[:300], y[:300]).history[-1]
+    >>> bool(row["generalization_gap"] == row["train_acc"] - row["valid_acc"])
+    True
+    >>> natural.local_lipschitz_ == row["valid_local_lipschitz"]
+    True
+    """
+
+    def __init__(self, eps, *, max_samples=500, n_steps=10, step_size=0.003,
+                 random_state=0):
+        self.eps = eps
+        self.max_samples = max_samples
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.random_state = random_state
+
+    def initialize(self):
+        check_eps(self.eps)
+        if self.eps == 0:
+            raise ValueError("LocalLipschitzMonitor needs eps > 0.")
+        m = self.max_samples
+        if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
+            raise ValueError(f"max_samples must be an integer >= 1, got {m!r}.")
+        self.local_lipschitz_ = None
+        return self
+
+    def _lipschitz(self, net, X):
+        return empirical_local_lipschitz(
+            net, X, eps=self.eps, n_steps=self.n_steps, step_size=self.step_size,
+            clip_min=getattr(net, "clip_min", 0.0),
+            clip_max=getattr(net, "clip_max", 1.0), random_state=self.random_state)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        # skorch's DataLoader draws a seed from the global torch RNG at each
+        # prediction: fork it so that monitoring leaves training unchanged
+        device = torch.device(net.device)
+        devices = ([device.index if device.index is not None
+                    else torch.cuda.current_device()]
+                   if device.type == "cuda" and torch.cuda.is_available() else [])
+        with torch.random.fork_rng(devices=devices):
+            self._record(net, dataset_train, dataset_valid)
+
+    def _record(self, net, dataset_train, dataset_valid):
+        row = net.history[-1]
+        X_train, y_train = _subset(*data_from_dataset(dataset_train),
+                                   self.max_samples, self.random_state)
+        train_acc = float(np.mean(net.predict(X_train) == y_train))
+        net.history.record("train_acc", train_acc)
+        if dataset_valid is None:
+            X_lip, key = X_train, "train_local_lipschitz"
+        else:
+            X_valid, y_valid = data_from_dataset(dataset_valid)
+            if "valid_acc" in row:
+                valid_acc = float(row["valid_acc"])
+            else:
+                valid_acc = float(np.mean(net.predict(X_valid) == np.asarray(y_valid)))
+                net.history.record("valid_acc", valid_acc)
+            net.history.record("generalization_gap", train_acc - valid_acc)
+            X_lip, _ = _subset(X_valid, y_valid, self.max_samples, self.random_state)
+            key = "valid_local_lipschitz"
+        value = self._lipschitz(net, X_lip)
+        net.history.record(key, value)
+        self.local_lipschitz_ = value
+        net.local_lipschitz_ = value

@@ -1,0 +1,150 @@
+"""What BaseAdversarialClassifier does for every method: validation, seeding and
+sample weights."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+import sklearn_robust.classifiers._base as base
+from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,
+                            GAIRTRADESClassifier, LangevinAdvClassifier,
+                            LipschitzDropoutClassifier, TRADESClassifier)
+from sklearn_robust.attacks import PGD
+from sklearn_robust.datasets import load_digits_images
+
+TINY = dict(eps=0.1, n_steps=2, step_size=0.05, max_epochs=2, batch_size=32,
+            random_state=0)
+CLASSIFIERS = [
+    AdversarialClassifier(**TINY),
+    TRADESClassifier(**TINY),
+    GAIRATClassifier(burn_in_epochs=0, **TINY),
+    GAIRTRADESClassifier(burn_in_epochs=0, **TINY),
+    LangevinAdvClassifier(**TINY),
+    LangevinAdvClassifier(robust_criterion="kl", **TINY),
+    *[LipschitzDropoutClassifier(method=m, **TINY)
+      for m in ("trades", "at", "rst", "llr", "gr")],
+]
+
+
+def _id(clf):
+    extra = getattr(clf, "method", getattr(clf, "robust_criterion", ""))
+    return f"{type(clf).__name__}-{extra}" if extra else type(clf).__name__
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_digits_images(flat=True)
+    return X[:96], y[:96]
+
+
+def _params(clf):
+    return [p.detach().clone() for p in clf.module_.parameters()]
+
+
+def _assert_params_equal(a, b, **tol):
+    for p, q in zip(a, b):
+        if tol:
+            torch.testing.assert_close(p, q, **tol)
+        else:
+            assert torch.equal(p, q)
+
+
+# --------------------------------------------------------------- sample weight
+@pytest.mark.parametrize("clf", CLASSIFIERS, ids=_id)
+def test_every_classifier_accepts_sample_weight(clf, data):
+    X, y = data
+    sw = np.random.RandomState(0).uniform(0.1, 3.0, len(y))
+    weighted = clone(clf).fit(X, y, sample_weight=sw)
+    assert weighted.predict_proba(X[:5]).shape == (5, 10)
+    assert np.isfinite(weighted.history[:, "train_loss"]).all()
+    # the weights reach the loss: same seed, different parameters
+    plain = clone(clf).fit(X, y)
+    assert not all(torch.equal(p, q) for p, q in zip(_params(weighted),
+                                                      _params(plain)))
+    weighted.partial_fit(X, y, sample_weight=sw)
+    assert len(weighted.history) == 2 * TINY["max_epochs"]
+
+
+@pytest.mark.parametrize("clf", CLASSIFIERS, ids=_id)
+def test_zero_weights_drop_the_rows_from_the_loss(clf, data):
+    # one deterministic SGD step on one batch: rows of weight 0 contribute
+    # nothing, so the step is that of training without them
+    X, y = data
+    keep = np.arange(len(y)) % 3 != 0
+    params = dict(max_epochs=1, batch_size=1000, optimizer=torch.optim.SGD, lr=0.5,
+                  iterator_train__shuffle=False)
+    if not (isinstance(clf, LipschitzDropoutClassifier) and clf.method == "gr"):
+        # per-sample deterministic attack (no random start, no noise)
+        params["attack"] = PGD(random_start=False, n_steps=2, step_size=0.05)
+    weighted = clone(clf).set_params(**params).fit(X, y, sample_weight=keep * 1.0)
+    dropped = clone(clf).set_params(**params).fit(X[keep], y[keep])
+    _assert_params_equal(_params(weighted), _params(dropped), atol=1e-5, rtol=1e-4)
+    # while the rows do change the step when they count
+    full = clone(clf).set_params(**params).fit(X, y)
+    assert not all(torch.allclose(p, q, atol=1e-3)
+                   for p, q in zip(_params(full), _params(dropped)))
+
+
+@pytest.mark.parametrize("make_sw", [
+    lambda n: -np.ones(n),
+    lambda n: np.ones(n + 1),
+    lambda n: np.where(np.arange(n) == 3, np.nan, 1.0),
+    lambda n: np.ones((n, 2)),
+], ids=["negative", "wrong-length", "nan", "2d"])
+@pytest.mark.parametrize("clf", [CLASSIFIERS[0], CLASSIFIERS[4], CLASSIFIERS[-1]],
+                         ids=_id)
+def test_bad_sample_weight_raises(clf, data, make_sw):
+    X, y = data
+    with pytest.raises(ValueError, match="(?i)sample.weight"):
+        clone(clf).fit(X, y, sample_weight=make_sw(len(y)))
+    fitted = clone(clf).set_params(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="(?i)sample.weight"):
+        fitted.partial_fit(X, y, sample_weight=make_sw(len(y)))
+
+
+# ------------------------------------------------------------------ validation
+def test_fit_and_partial_fit_validate_once(data, monkeypatch):
+    X, y = data
+    calls = []
+    validate = base.validate_data
+
+    def counting(estimator, *args, reset=True, **kwargs):
+        calls.append(reset)
+        return validate(estimator, *args, reset=reset, **kwargs)
+
+    monkeypatch.setattr(base, "validate_data", counting)
+    clf = AdversarialClassifier(**TINY)
+    clf.fit(X, y)
+    assert calls == [True]
+    clf.partial_fit(X, y)
+    assert calls == [True, False]
+    fresh = AdversarialClassifier(**TINY)
+    fresh.partial_fit(X, y)     # the first call behaves like fit
+    assert calls == [True, False, True]
+
+
+# ---------------------------------------------------------------------- seeding
+@pytest.mark.parametrize("clf", CLASSIFIERS, ids=_id)
+def test_seeded_fits_are_identical(clf, data):
+    X, y = data
+    _assert_params_equal(_params(clone(clf).fit(X, y)), _params(clone(clf).fit(X, y)))
+    # partial_fit is seeded too: from scratch and when continuing
+    a, b = clone(clf).partial_fit(X, y), clone(clf).partial_fit(X, y)
+    _assert_params_equal(_params(a), _params(b))
+    _assert_params_equal(_params(a.partial_fit(X, y)), _params(b.partial_fit(X, y)))
+
+
+@pytest.mark.parametrize("clf", CLASSIFIERS, ids=_id)
+def test_fit_and_partial_fit_leave_the_global_rng_alone(clf, data):
+    X, y = data
+    torch.manual_seed(123)
+    np.random.seed(123)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    fitted = clone(clf).fit(X, y)
+    fitted.partial_fit(X, y)
+    clone(clf).partial_fit(X, y)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
+    assert after[2:] == np_state[2:]

@@ -233,6 +233,16 @@ class FAB(BaseAttack):
     within ``eps`` or not; 0 for points misclassified from the start, ``inf``
     where none was found), the minimum-norm evaluation of the paper.
 
+    Deliberate differences from the reference code: any clip box (open sides
+    included) instead of ``[0, 1]``; the projection solved exactly by sorting
+    instead of by bisection, and where the hyperplane does not meet the box the
+    step stops at the box corner (the reference extrapolates past the box and
+    clips afterwards, so its ``||d||`` in ``alpha`` is larger there); a local
+    generator instead of reseeding the global RNG; the input's dtype instead of
+    float32. Like the reference, the boundary is chosen by its distance without
+    the box, so where the box binds the search may end farther than the
+    box-constrained minimum.
+
     ``norm="l1"`` is supported by FAB alone for now (the library's threat models
     are L-inf and L2); the reference's L1 variant is the same algorithm with the
     L1 projection.

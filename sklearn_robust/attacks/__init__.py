@@ -9,6 +9,7 @@ Every attack is a stateless estimator with ``perturb(model, X, y) -> X_adv``, wh
 from ._apgd import APGD, APGDT, apgd_checkpoints
 from ._base import BaseAttack, is_attack
 from ._ensemble import AutoAttack, cascade
+from ._fab import FAB, project_onto_hyperplane_box
 from ._langevin import LangevinSampler
 from ._local_linearity import LocalLinearityAttack
 from ._logit_scaled import LogitScaledPGD
@@ -19,4 +20,5 @@ from ._square import Square
 __all__ = ["BaseAttack", "FGSM", "PGD", "LangevinSampler", "is_attack", "cw_loss",
            "dlr_loss", "kl_loss", "targeted_dlr_loss",
            "APGD", "APGDT", "LogitScaledPGD", "Square", "AutoAttack", "cascade",
-           "apgd_checkpoints", "LocalLinearityAttack"]
+           "apgd_checkpoints", "LocalLinearityAttack", "FAB",
+           "project_onto_hyperplane_box"]

@@ -105,7 +105,7 @@ def test_same_size_mode_contract(digits_small):
     assert not np.allclose(X_robust, X)               # the rows did move
     # rows stay close to their own image, in order: an Adam step moves a value by
     # at most lr * (1 - beta1) / sqrt(1 - beta2) ~= 3.2 lr
-    assert np.abs(X_robust - X).max() <= FAST["max_iter"] * 3.2 * 0.04
+    assert np.abs(X_robust - X).max() <= FAST["max_iter"] * 3.2 * distiller.lr
     np.testing.assert_array_equal(distiller.transform(X[:5]), X[:5])
     assert distiller.loss_history_.shape == (3,) == distiller.adversarial_loss_history_.shape
     np.testing.assert_allclose(distiller.Y_robust_,
@@ -340,9 +340,9 @@ def test_naturally_trained_network_on_distilled_set_beats_its_controls(digits_sp
     eps0 = NTKRobustDistiller(eps=0.0, max_iter=50, random_state=0).fit(X, y)
     (clean0, robust0), (clean1, robust1), (_, robust_eps0) = (
         robust(X), robust(learned.X_robust_), robust(eps0.X_robust_))
-    # measured (2026-12-03, CPU): original 0.963 clean / 0.413 robust, learned
-    # 0.970 / 0.530, eps=0 control 0.97 / 0.373; learner seeds 1 and 2 gave
-    # 0.527 and 0.520 against eps=0 controls of 0.407 and 0.387
+    # measured (2026-12-03, CPU, fast AutoAttack): original 0.963 clean / 0.413
+    # robust, learned 0.970 / 0.550, eps=0 control 0.96 / 0.430; learner seeds 1
+    # and 2 gave 0.560 and 0.573 against eps=0 controls of 0.450 and 0.483
     assert robust1 >= robust0 + 0.07
     assert robust1 >= robust_eps0 + 0.07
     assert clean1 >= clean0 - 0.02

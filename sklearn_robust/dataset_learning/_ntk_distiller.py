@@ -159,9 +159,13 @@ class NTKRobustDistiller(BaseRobustDataset):
         Number of outer (Adam) steps. On digits, 300 steps transferred no better
         to naturally trained networks than 100 (robust accuracy 0.50 vs 0.53 on
         a validation split).
-    lr : float, default=0.04
-        Adam learning rate of the support images (KIP's ``4e-2``) and, with
-        ``learn_labels``, of the labels.
+    lr : float, default=0.08
+        Adam learning rate of the support images and, with ``learn_labels``, of
+        the labels: about how far a value moves per step. Twice KIP's ``4e-2``:
+        on a digits validation split, naturally trained 256-256 MLPs reached
+        0.58 robust accuracy at ``eps=0.1`` on sets learned with 0.08 against
+        0.53 with 0.04, and the margin over the ``eps=0`` and noise controls
+        grew from 0.06 to 0.13.
     n_steps : int, default=10
         PGD steps of the inner maximisation.
     step_size : float or None, default=None
@@ -305,7 +309,7 @@ class NTKRobustDistiller(BaseRobustDataset):
     def __init__(self, *, eps=0.1, norm="linf", kernel="fc", depth=1, W_std=2 ** 0.5,
                  b_std=0.1, get="ntk", ridge=1e-6, n_support=None,
                  target_batch_size=256, support_batch_size=2000, max_iter=100,
-                 lr=0.04, n_steps=10, step_size=None, attack=None,
+                 lr=0.08, n_steps=10, step_size=None, attack=None,
                  learn_labels=False,
                  clean_weight=0.0, max_change=None, clip_min=0.0, clip_max=1.0,
                  dtype="float32", device="cpu", random_state=None, verbose=0):

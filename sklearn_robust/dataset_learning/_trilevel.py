@@ -192,8 +192,12 @@ default=None
         back-propagation [4]_): the first ``inner_steps - unrolled_steps`` are
         plain SGD, which costs a third of an unrolled step and keeps no graph.
         ``None`` unrolls all ``inner_steps``.
-    max_iter : int, default=400
-        Number of outer steps (updates of the learned set).
+    max_iter : int, default=1600
+        Number of outer steps (updates of the learned set). Robustness kept
+        growing with it on a digits validation split: naturally trained
+        256-256 MLPs reached 0.64, 0.70 and 0.75 robust accuracy at ``eps=0.1``
+        after 400, 800 and 1600 steps (clean 0.95-0.97); learning then takes
+        about 6 minutes on one CPU core (``fast()`` for a quick set).
     lr : float, default=0.01
         Adam learning rate of the learned set; with Adam this is roughly how far
         (in input units) a value can move per outer step.
@@ -360,7 +364,7 @@ default=None
     """
 
     def __init__(self, *, eps=0.1, norm="linf", module=None, inner_steps=200,
-                 inner_lr=0.3, unrolled_steps=None, max_iter=400, lr=0.01,
+                 inner_lr=0.3, unrolled_steps=None, max_iter=1600, lr=0.01,
                  batch_size=128,
                  inner_batch_size=None, n_steps=10, step_size=None, attack=None,
                  max_change=None, init=None, clip_min=0.0, clip_max=1.0,

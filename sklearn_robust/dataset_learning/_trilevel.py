@@ -308,13 +308,18 @@ default=None
     so that a linear classifier trained naturally on it relies on the robust
     feature (the paper proves that the method learns such a set), whereas the
     same learner without the attack (``eps=0``) keeps the non-robust features.
-    On real images the evidence is weaker (measured on CPU): on 500 scikit-learn
-    digits, 300 outer steps with a linear network raise the robust accuracy at
-    ``eps=0.1`` (AutoAttack) of a naturally trained MLP from 0.38 to 0.55, and
-    the ``eps=0`` control does not; on a 2000-image MNIST subset both the learner
-    and the ``eps=0`` control raise it from 0.11 to about 0.3, so there the gain
-    comes from learning a set for short natural training, not from the attack.
-    Compare with an ``eps=0`` control before crediting the attack.
+    On real images (measured on CPU, digits, a validation split, networks
+    trained naturally to convergence and attacked by AutoAttack at
+    ``eps=0.1``; ``benchmarks/robust_datasets.py``): with the defaults, 256-256
+    MLPs the learner never saw reach 0.75 robust accuracy at 0.96 clean, against
+    0.33 on the original rows, 0.39 on the ``eps=0`` learner's set (800 steps)
+    and 0.45 on the original rows moved by random noise of the learned change's
+    size; the adversary, not the learning or the size of the change, gives the
+    gain. An
+    inner network that is not trained (too few inner steps or a small
+    ``inner_lr``) gives a hypergradient that is noise and no gain (a
+    ``DatasetLearningWarning`` says so). Compare with an ``eps=0`` control and
+    noise of the same size before crediting the attack.
 
     Tuning: a few SGD steps from scratch train a network only a little, so
     ``inner_lr`` should be as large as stable training allows (for a linear

@@ -133,3 +133,40 @@ def test_attack_parameter(small_digits, index):
             np.testing.assert_array_equal(same.fit_transform(X, y), default)
     with pytest.raises(TypeError, match="attack must be None or an attack"):
         clone(learner).set_params(attack="pgd").fit(X, y)
+
+
+class _Interrupted(ShrinkToward):
+    """Sets fitted attributes, then is interrupted (as Ctrl-C would)."""
+
+    def _learn(self, X, y):
+        self.classes_ = np.unique(y)
+        raise KeyboardInterrupt
+
+
+def test_interrupted_fit_leaves_the_learner_as_it_was(small_digits):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    X, _, y, _ = small_digits
+    learner = _Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        learner.fit(X, y)
+    assert not any(k.endswith("_") for k in vars(learner))
+    with pytest.raises(NotFittedError):
+        check_is_fitted(learner)
+    # fitted before: the earlier fit survives an interrupted refit unchanged
+    fitted = ShrinkToward().fit(X, y)
+    before = {k: v for k, v in vars(fitted).items()}
+    fitted.__class__ = _Interrupted
+    with pytest.raises(KeyboardInterrupt):
+        fitted.fit(X[:50, :32], y[:50])
+    assert vars(fitted).keys() == before.keys()
+    assert fitted.n_features_in_ == 64 and fitted.X_robust_ is before["X_robust_"]
+
+
+def test_transform_returns_a_new_array(small_digits):
+    X, _, y, _ = small_digits
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = ShrinkToward().fit(X, y).transform(X)
+    np.testing.assert_array_equal(out, X)
+    assert not np.shares_memory(out, X)

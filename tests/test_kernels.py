@@ -597,3 +597,18 @@ def test_classifier_input_errors(small_digits):
         NTKClassifier(kernel="conv").fit(X[:20, :60], y[:20])
     # clone keeps the parameters and drops the fitted state
     assert not hasattr(clone(clf), "alpha_")
+
+
+def test_ntk_classifier_keeps_its_own_copy_of_the_training_data():
+    from sklearn_robust.kernels import NTKClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(30, 8))                     # float64: no conversion copy
+    y = np.arange(30) % 3
+    clf = NTKClassifier().fit(X, y)
+    before = clf.decision_function(X)
+    assert not np.shares_memory(clf.X_fit_, X)
+    X_test = X.copy()
+    X[:] = 0.5                                        # the caller reuses its buffer
+    after = clf.decision_function(X_test)
+    np.testing.assert_array_equal(after, before)

@@ -161,14 +161,28 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         -------
         self : object
             The fitted transformer, with ``X_robust_`` and ``y_robust_``.
+
+        Notes
+        -----
+        A fit that is interrupted (``KeyboardInterrupt``) or fails leaves the
+        learner as it was before the call: unfitted, or fitted on the earlier
+        data.
         """
-        X, y = self._validate_fit(X, y)
-        self.input_shape_ = tuple(X.shape[1:])
-        # learning needs autograd, even when fit runs under torch.no_grad
-        with torch.enable_grad():
-            X_robust, y_robust = self._learn(X, y)
-        self.X_robust_ = np.asarray(X_robust, dtype=np.float32)
-        self.y_robust_ = np.asarray(y_robust)
+        before = dict(vars(self))
+        try:
+            X, y = self._validate_fit(X, y)
+            self.input_shape_ = tuple(X.shape[1:])
+            # learning needs autograd, even when fit runs under torch.no_grad
+            with torch.enable_grad():
+                X_robust, y_robust = self._learn(X, y)
+            self.X_robust_ = np.asarray(X_robust, dtype=np.float32)
+            self.y_robust_ = np.asarray(y_robust)
+        except BaseException:
+            # an interrupted or failed fit leaves the learner as it was (unfitted,
+            # or fitted on the previous data): no half-set fitted attributes
+            vars(self).clear()
+            vars(self).update(before)
+            raise
         return self
 
     def fit_transform(self, X, y=None):
@@ -213,7 +227,9 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
             The same values, as float32.
         """
         check_is_fitted(self, "X_robust_")
-        X = validate_data(self, X, reset=False, dtype=np.float32, allow_nd=True)
+        # a new array, as scikit-learn's transformers return, never the caller's
+        X = validate_data(self, X, reset=False, dtype=np.float32, allow_nd=True,
+                          copy=True)
         if tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
                              f"{type(self).__name__} was fitted on {self.input_shape_}.")

@@ -328,7 +328,8 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         """
         kernel = self._make_kernel()
         dtype = self._torch_dtype()
-        X, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True)
+        # a copy: the model keeps X, and must not change with the caller's array
+        X, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True, copy=True)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:

@@ -9,9 +9,9 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..exceptions import NotLogitsWarning
+from ..utils._param_validation import THREAT_CONSTRAINTS, validate_params
 from ..utils._torch import as_tensor, eval_mode, make_generator
-from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
-                                 check_in_box, check_norm)
+from ..utils._validation import check_clip_box, check_finite_tensor, check_in_box
 
 __all__ = ["BaseAttack", "is_attack", "predict_labels"]
 
@@ -61,9 +61,13 @@ class BaseAttack(BaseEstimator):
     batch and a dict of per-sample information.
     """
 
+    #: Constraints of the parameters (scikit-learn's style); subclasses merge them
+    #: (``{**Base._parameter_constraints, ...}``) and :meth:`_check_params` checks them.
+    _parameter_constraints = dict(THREAT_CONSTRAINTS)
+
     def _check_params(self):
-        check_eps(self.eps)
-        check_norm(self.norm)
+        """Validate the declared constraints, then the relations between parameters."""
+        validate_params(self)
         check_clip_box(self.clip_min, self.clip_max)
 
     def _threat(self):

@@ -2,9 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
-
-from ._pgd import PGD
+from ._pgd import PGD, POSITIVE_REAL
 
 __all__ = ["LogitScaledPGD"]
 
@@ -90,12 +88,8 @@ class LogitScaledPGD(PGD):
                          random_state=random_state)
         self.logit_scale = logit_scale
 
-    def _check_params(self):
-        super()._check_params()
-        scale = self.logit_scale
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
-                0 < scale < float("inf")):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {scale!r}.")
+    _parameter_constraints = {**PGD._parameter_constraints,
+                              "logit_scale": [POSITIVE_REAL]}
 
     def _perturb(self, model, x, y, generator, return_info):
         scaled = _ScaledLogits(model, float(self.logit_scale))

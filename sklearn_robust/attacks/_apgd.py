@@ -8,9 +8,8 @@ import torch
 
 from ..utils._torch import per_sample
 from ._base import BaseAttack
-from ..utils._param_validation import Interval, StrOptions
+from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ._losses import get_loss, targeted_dlr_loss
-from ._pgd import POSITIVE_INT
 from ._projections import ascent_step, clip_to_box, project, random_init
 
 __all__ = ["APGD", "APGDT", "apgd_checkpoints", "apgd_run"]

@@ -7,9 +7,8 @@ import numbers
 import torch
 
 from ..utils._torch import per_sample
-from ..utils._param_validation import Interval, StrOptions
+from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ._base import BaseAttack
-from ._pgd import POSITIVE_INT
 from ._projections import clip_to_box
 
 __all__ = ["FAB", "project_onto_hyperplane_box"]

@@ -3,14 +3,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
-import numbers
 
 import torch
 
+from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
+                                       StrOptions)
 from ._ascent import ascend
 from ._base import BaseAttack
-from ..utils._param_validation import Interval, StrOptions
-from ._pgd import POSITIVE_INT, POSITIVE_REAL
 from ._projections import ascent_step, normal_start
 
 __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
@@ -54,8 +53,6 @@ def laplace_noise(like, generator):
     return e1 - e2
 
 
-#: A finite real >= 0.
-NON_NEGATIVE_REAL = Interval(numbers.Real, 0, None, closed="left")
 
 
 class LangevinSampler(BaseAttack):

@@ -5,10 +5,10 @@
 import torch
 
 from ..utils._docstring import FRAGMENTS, Substitution
+from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL
 from ._ascent import ascend
 from ._base import BaseAttack
 from ._losses import ce_loss
-from ._pgd import POSITIVE_INT, POSITIVE_REAL
 from ._projections import ascent_step, normal_start
 
 __all__ = ["LocalLinearityAttack", "per_sample_dot"]

@@ -2,7 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ._pgd import PGD, POSITIVE_REAL
+from ..utils._param_validation import POSITIVE_REAL
+from ._pgd import PGD
 
 __all__ = ["LogitScaledPGD"]
 

@@ -2,11 +2,9 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
-
 import torch
 
-from ..utils._param_validation import Interval, StrOptions
+from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL, StrOptions
 from ._ascent import ascend
 from ._base import BaseAttack
 from ._losses import LOSSES, get_loss
@@ -15,10 +13,6 @@ from ._projections import ascent_step, clip_to_box, random_init
 __all__ = ["PGD", "FGSM"]
 
 
-#: An int >= 1 (iterations, restarts, ...).
-POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
-#: A finite real > 0.
-POSITIVE_REAL = Interval(numbers.Real, 0, None, closed="neither")
 
 
 class PGD(BaseAttack):

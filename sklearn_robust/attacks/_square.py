@@ -10,9 +10,8 @@ import numpy as np
 import torch
 
 from ..exceptions import NotLogitsWarning
+from ..utils._param_validation import POSITIVE_INT, Interval
 from ._base import BaseAttack, _looks_like_probabilities
-from ..utils._param_validation import Interval
-from ._pgd import POSITIVE_INT
 from ._projections import clip_to_box, flat_norm
 
 __all__ = ["Square"]

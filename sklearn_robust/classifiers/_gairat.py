@@ -13,14 +13,21 @@ from skorch.callbacks import PrintLog
 from ..attacks._losses import kl_loss
 from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
+from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, Interval,
+                                       Options, RealNotInt, StrOptions,
+                                       validate_parameter_constraints)
 from ..utils._torch import seed_from_random_state
-from ._base import BaseAdversarialClassifier, _check_real, _normalised  # noqa: F401
+from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
 from ._trades import trades_loss
 
 __all__ = ["GAIRATClassifier", "GAIRTRADESClassifier", "gair_weights"]
 
 WEIGHT_FUNCTIONS = ("tanh", "sigmoid", "discrete")
 LAMBDA_SCHEDULES = ("fixed", "linear", "piecewise")
+# lambda: a finite real, or +inf (plain adversarial training)
+_LAMBDA = [Interval(numbers.Real, None, None, closed="neither"),
+           Options(numbers.Real, {math.inf})]
+_WEIGHT_FUNCTION = [StrOptions(set(WEIGHT_FUNCTIONS))]
 
 # --------------------------------------------------------------------- weights
 def _log_gair_weights(kappa, n_steps, lambda_, weight_function):
@@ -71,30 +78,17 @@ def gair_weights(kappa, n_steps, lambda_=-1.0, weight_function="tanh"):
     >>> gair_weights([0, 5, 10], n_steps=10, lambda_=0.0).round(4)
     array([1. , 0.5, 0. ])
     """
-    _check_lambda(lambda_)
-    _check_choice(weight_function, WEIGHT_FUNCTIONS, "weight_function")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or (
-            n_steps < 1):
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    validate_parameter_constraints(
+        {"n_steps": [POSITIVE_INT], "lambda_": _LAMBDA,
+         "weight_function": _WEIGHT_FUNCTION},
+        {"n_steps": n_steps, "lambda_": lambda_, "weight_function": weight_function},
+        caller_name="gair_weights")
     kappa = np.asarray(kappa)
     if kappa.size and (kappa.min() < 0 or kappa.max() > n_steps):
         raise ValueError(f"kappa must lie in [0, n_steps={n_steps}].")
     log_w = _log_gair_weights(torch.as_tensor(kappa, dtype=torch.float64), n_steps,
                               float(lambda_), weight_function)
     return log_w.exp().numpy()
-
-
-# ----------------------------------------------------------------- validation
-def _check_lambda(value, name="lambda_"):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
-            math.isnan(value) or value == -math.inf):
-        raise ValueError(f"{name} must be a real number or float('inf') (plain "
-                         f"adversarial training), got {value!r}.")
-
-
-def _check_choice(value, choices, name):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
 
 
 @Substitution(**FRAGMENTS)
@@ -310,22 +304,16 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         return callbacks
 
     # ------------------------------------------------------------------ params
-    def _check_params(self):
-        super()._check_params()
-        _check_lambda(self.lambda_)
-        _check_choice(self.weight_function, WEIGHT_FUNCTIONS, "weight_function")
-        _check_choice(self.lambda_schedule, LAMBDA_SCHEDULES, "lambda_schedule")
-        b = self.burn_in_epochs
-        if isinstance(b, bool) or not isinstance(b, numbers.Real) or (
-                isinstance(b, numbers.Integral) and b < 0) or (
-                not isinstance(b, numbers.Integral) and not 0.0 <= b <= 1.0):
-            raise ValueError("burn_in_epochs must be an integer >= 0 (epochs) or a "
-                             "float in [0, 1] (fraction of max_epochs), got "
-                             f"{b!r}.")
-        lm = self.lambda_max
-        if isinstance(lm, bool) or not isinstance(lm, numbers.Real) or (
-                not math.isfinite(lm)):
-            raise ValueError(f"lambda_max must be a finite number, got {lm!r}.")
+    _parameter_constraints = {
+        **BaseAdversarialClassifier._parameter_constraints,
+        "lambda_": _LAMBDA,
+        "weight_function": _WEIGHT_FUNCTION,
+        # epochs, or a fraction of max_epochs
+        "burn_in_epochs": [Interval(numbers.Integral, 0, None, closed="left"),
+                           Interval(RealNotInt, 0, 1, closed="both")],
+        "lambda_schedule": [StrOptions(set(LAMBDA_SCHEDULES))],
+        "lambda_max": [Interval(numbers.Real, None, None, closed="neither")],
+    }
 
     def n_burn_in_epochs(self):
         """Number of plain adversarial-training epochs before the reweighting."""
@@ -567,9 +555,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         super().__init__(module, **kwargs)
         self.beta = beta
 
-    def _check_params(self):
-        super()._check_params()
-        _check_real(self.beta, "beta")
+    _parameter_constraints = {**GAIRATClassifier._parameter_constraints,
+                              "beta": [NON_NEGATIVE_REAL]}
 
     def default_attack(self):
         """TRADES' sign-gradient ascent on KL(f(x) || f(x')) from x + 0.001 N(0, I)."""

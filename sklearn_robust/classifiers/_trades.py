@@ -4,7 +4,8 @@
 
 from ..attacks._losses import kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import BaseAdversarialClassifier, _check_real
+from ..utils._param_validation import NON_NEGATIVE_REAL
+from ._base import BaseAdversarialClassifier
 
 __all__ = ["TRADESClassifier", "trades_loss"]
 
@@ -121,9 +122,8 @@ class TRADESClassifier(BaseAdversarialClassifier):
         super().__init__(module, **kwargs)
         self.beta = beta
 
-    def _check_params(self):
-        super()._check_params()
-        _check_real(self.beta, "beta")
+    _parameter_constraints = {**BaseAdversarialClassifier._parameter_constraints,
+                              "beta": [NON_NEGATIVE_REAL]}
 
     def default_attack(self):
         """Sign-gradient ascent on KL(f(x) || f(x')) from ``x + 0.001 N(0, I)``."""

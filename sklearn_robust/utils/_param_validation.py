@@ -27,11 +27,16 @@ import torch
 
 from ._sklearn_private import Constraint, HasMethods, Hidden
 from ._sklearn_private import Interval as _SklearnInterval
-from ._sklearn_private import InvalidParameterError, Options, StrOptions, make_constraint
+from ._sklearn_private import InvalidParameterError
+from ._sklearn_private import Options as _SklearnOptions
+from ._sklearn_private import RealNotInt
+from ._sklearn_private import StrOptions as _SklearnStrOptions
+from ._sklearn_private import make_constraint
 
 __all__ = ["HasMethods", "Hidden", "InstanceOf", "Interval", "InvalidParameterError",
-           "Options", "StrOptions", "THREAT_CONSTRAINTS", "TorchDevice", "validate_params",
-           "validate_parameter_constraints"]
+           "NON_NEGATIVE_INT", "NON_NEGATIVE_REAL", "Options", "POSITIVE_INT",
+           "POSITIVE_REAL", "RealNotInt", "StrOptions", "THREAT_CONSTRAINTS", "TorchDevice",
+           "validate_params", "validate_parameter_constraints"]
 
 
 class Interval(_SklearnInterval):
@@ -55,9 +60,50 @@ class Interval(_SklearnInterval):
         return super().is_satisfied_by(val)
 
     def __str__(self):
-        text = super().__str__()
-        return f"a finite {text[2:]}" if self.finite and self.type is not numbers.Integral \
-            else text
+        if self.type is numbers.Integral:
+            kind = "an integer"
+        elif self.type is RealNotInt:
+            kind = "a float"
+        else:
+            bounded = self.left is not None and self.right is not None
+            kind = "a finite number" if self.finite and not bounded else "a number"
+        low = ">=" if self.closed in ("left", "both") else ">"
+        high = "<=" if self.closed in ("right", "both") else "<"
+        if self.left is None and self.right is None:
+            return kind
+        if self.right is None:
+            return f"{kind} {low} {self.left}"
+        if self.left is None:
+            return f"{kind} {high} {self.right}"
+        return (f"{kind} in {'[' if low == '>=' else '('}{self.left}, {self.right}"
+                f"{']' if high == '<=' else ')'}")
+
+
+def _describe_options(options):
+    options = sorted(options, key=str)
+    return repr(options[0]) if len(options) == 1 else f"one of {tuple(options)}"
+
+
+class Options(_SklearnOptions):
+    """scikit-learn's ``Options``, described as ``"one of (...)"``."""
+
+    def __str__(self):
+        return _describe_options(self.options)
+
+
+class StrOptions(_SklearnStrOptions):
+    """scikit-learn's ``StrOptions``, described as ``"one of (...)"``."""
+
+    def __str__(self):
+        return _describe_options(self.options)
+
+
+class _Booleans(Constraint):
+    def is_satisfied_by(self, val):
+        return isinstance(val, (bool, np.bool_))
+
+    def __str__(self):
+        return "a bool"
 
 
 class InstanceOf(Constraint):
@@ -100,7 +146,9 @@ def validate_parameter_constraints(parameter_constraints, params, caller_name):
         constraints = parameter_constraints.get(name, "no_validation")
         if constraints == "no_validation":
             continue
-        constraints = [make_constraint(c) for c in constraints]
+        constraints = [_Booleans() if isinstance(c, str) and c == "boolean"
+                       else c if isinstance(c, Constraint) else make_constraint(c)
+                       for c in constraints]
         if any(c.is_satisfied_by(value) for c in constraints):
             continue
         shown = [str(c) for c in constraints if not c.hidden]
@@ -121,10 +169,19 @@ def validate_params(estimator):
         caller_name=type(estimator).__name__)
 
 
+#: An int >= 1 (iterations, restarts, sizes).
+POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
+#: An int >= 0 (e.g. ``verbose``).
+NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None, closed="left")
+#: A finite real > 0 (step sizes, learning rates).
+POSITIVE_REAL = Interval(numbers.Real, 0, None, closed="neither")
+#: A finite real >= 0 (weights of loss terms, radii).
+NON_NEGATIVE_REAL = Interval(numbers.Real, 0, None, closed="left")
+
 #: The threat model's parameters, shared by attacks, classifiers and learners
 #: (the clip box's order, ``clip_min < clip_max``, is checked by ``check_clip_box``).
 THREAT_CONSTRAINTS = {
-    "eps": [Interval(numbers.Real, 0, None, closed="left")],
+    "eps": [NON_NEGATIVE_REAL],
     "norm": [StrOptions({"linf", "l2"})],
     "clip_min": [Interval(numbers.Real, None, None, closed="both", finite=False), None],
     "clip_max": [Interval(numbers.Real, None, None, closed="both", finite=False), None],

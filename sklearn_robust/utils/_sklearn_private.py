@@ -11,9 +11,10 @@ imports scikit-learn's private API.
 
 from sklearn.utils._param_validation import (HasMethods, Hidden, Interval,
                                              InvalidParameterError, Options,
-                                             StrOptions, make_constraint)
+                                             RealNotInt, StrOptions, make_constraint)
 from sklearn.utils._param_validation import _Constraint as Constraint
 from sklearn.utils.validation import _check_sample_weight as check_sample_weight
 
 __all__ = ["Constraint", "HasMethods", "Hidden", "Interval", "InvalidParameterError",
-           "Options", "StrOptions", "check_sample_weight", "make_constraint"]
+           "Options", "RealNotInt", "StrOptions", "check_sample_weight",
+           "make_constraint"]

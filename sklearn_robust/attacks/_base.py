@@ -9,11 +9,11 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..exceptions import NotLogitsWarning
-from ..utils._param_validation import THREAT_CONSTRAINTS, validate_params
+from ..utils._param_validation import THREAT_CONSTRAINTS, InstanceOf, validate_params
 from ..utils._torch import as_tensor, eval_mode, make_generator
 from ..utils._validation import check_clip_box, check_finite_tensor, check_in_box
 
-__all__ = ["BaseAttack", "is_attack", "predict_labels"]
+__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "predict_labels"]
 
 
 def is_attack(obj):
@@ -181,3 +181,7 @@ class BaseAttack(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+#: Constraint of the ``attack`` parameter of classifiers and learners.
+ATTACK_CONSTRAINT = [None, InstanceOf(BaseAttack, "an attack of sklearn_robust.attacks")]

@@ -18,10 +18,10 @@ from skorch.utils import is_dataset, multi_indexing, to_numpy, to_tensor
 from torch.utils.data import DataLoader
 
 from ..attacks import PGD
-from ..attacks._base import BaseAttack
+from ..attacks._base import ATTACK_CONSTRAINT
 from ..nn import default_module
 from ..utils._param_validation import (POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
-                                       InstanceOf, validate_params)
+                                       validate_params)
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_in_box
@@ -160,7 +160,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         **THREAT_CONSTRAINTS,
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
-        "attack": [None, InstanceOf(BaseAttack, "an attack of sklearn_robust.attacks")],
+        "attack": ATTACK_CONSTRAINT,
     }
 
     def _check_params(self):

@@ -184,4 +184,5 @@ class BaseAttack(BaseEstimator):
 
 
 #: Constraint of the ``attack`` parameter of classifiers and learners.
-ATTACK_CONSTRAINT = [None, InstanceOf(BaseAttack, "an attack of sklearn_robust.attacks")]
+ATTACK_CONSTRAINT = [None,
+                     InstanceOf(BaseAttack, "an attack of sklearn_robust.attacks")]

@@ -15,9 +15,9 @@ from ..attacks._base import ATTACK_CONSTRAINT
 from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
 from ..kernels._conv import as_images
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL, POSITIVE_INT,
-                                       POSITIVE_REAL, THREAT_CONSTRAINTS, Interval,
-                                       StrOptions, TorchDevice)
+from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
+                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
+                                       InstanceOf, Interval, StrOptions, TorchDevice)
 from ..utils._torch import seed_from_random_state
 from ..utils._validation import check_clip_box
 from ._base import BaseRobustDataset, _adam_step, _change_bounds
@@ -352,6 +352,9 @@ class NTKRobustDistiller(BaseRobustDataset):
     # ------------------------------------------------------------ checks
     _parameter_constraints = {
         **THREAT_CONSTRAINTS,
+        "kernel": [StrOptions({"fc", "conv"}),
+                   InstanceOf((FCKernel, ConvKernel),
+                              "an FCKernel/ConvKernel instance")],
         "get": [StrOptions({"ntk", "nngp"})],
         "ridge": [NON_NEGATIVE_REAL],
         "n_support": [Interval(numbers.Integral, 2, None, closed="left"), None],
@@ -381,10 +384,7 @@ class NTKRobustDistiller(BaseRobustDataset):
             return self.kernel
         if self.kernel == "fc":
             return FCKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
-        if self.kernel == "conv":
-            return ConvKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
-        raise ValueError("kernel must be 'fc', 'conv' or an FCKernel/ConvKernel "
-                         f"instance, got {self.kernel!r}.")
+        return ConvKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
 
     def _validate_fit(self, X, y):
         X, y = super()._validate_fit(X, y)

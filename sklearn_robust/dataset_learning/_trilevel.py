@@ -17,8 +17,9 @@ from ..attacks._base import ATTACK_CONSTRAINT
 from ..exceptions import DatasetLearningWarning
 from ..nn import MLP
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL, POSITIVE_INT,
-                                       POSITIVE_REAL, THREAT_CONSTRAINTS, TorchDevice)
+from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
+                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
+                                       TorchDevice)
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box
 from ._base import BaseRobustDataset, _adam_step, _change_bounds

@@ -8,13 +8,15 @@ them all in one call at the start of ``fit``/``perturb``; relations between
 parameters (the clip box, ``eps`` against another option) stay small explicit
 checks after it.
 
-The constraints are scikit-learn's (``StrOptions``, ``Options``, ``HasMethods``,
-``None``, ``"boolean"``, ``callable``, a type, ...), re-exported from
-:mod:`sklearn_robust.utils._sklearn_private`, plus :class:`Interval`, which unlike
-scikit-learn's rejects booleans and (by default) non-finite reals, and
-:class:`InstanceOf` and :class:`TorchDevice`. A violation raises scikit-learn's
-``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``) with the message
-``"<Class>: <name> must be <constraints>, got <value>."``.
+The constraints are scikit-learn's (``HasMethods``, ``None``, ``"boolean"``,
+``callable``, a type, ...), reached through
+:mod:`sklearn_robust.utils._sklearn_private`, with :class:`Interval` (which, unlike
+scikit-learn's, rejects booleans and by default non-finite reals), :class:`Options`
+and :class:`StrOptions` described in the library's words (``"an integer >= 1"``,
+``"one of ('l2', 'linf')"``), and :class:`InstanceOf` and :class:`TorchDevice`. A
+violation raises scikit-learn's ``InvalidParameterError`` (a ``ValueError`` and a
+``TypeError``) with the message ``"<Class>: <name> must be <constraints>, got
+<value>."``.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -32,15 +34,16 @@ from ._sklearn_private import Options as _SklearnOptions
 from ._sklearn_private import RealNotInt
 from ._sklearn_private import StrOptions as _SklearnStrOptions
 from ._sklearn_private import make_constraint
+from ._validation import NORMS
 
 __all__ = ["HasMethods", "Hidden", "InstanceOf", "Interval", "InvalidParameterError",
            "NON_NEGATIVE_INT", "NON_NEGATIVE_REAL", "Options", "POSITIVE_INT",
-           "POSITIVE_REAL", "RealNotInt", "StrOptions", "THREAT_CONSTRAINTS", "TorchDevice",
-           "validate_params", "validate_parameter_constraints"]
+           "POSITIVE_REAL", "RealNotInt", "StrOptions", "THREAT_CONSTRAINTS",
+           "TorchDevice", "validate_params", "validate_parameter_constraints"]
 
 
 class Interval(_SklearnInterval):
-    """scikit-learn's ``Interval`` that rejects booleans and, by default, ``nan``/``inf``.
+    """scikit-learn's ``Interval`` rejecting booleans and, by default, nan and inf.
 
     ``Interval(numbers.Integral, 1, None, closed="left")`` is an int >= 1 (not
     ``True``); ``Interval(numbers.Real, 0, None, closed="left")`` a finite real
@@ -152,7 +155,8 @@ def validate_parameter_constraints(parameter_constraints, params, caller_name):
         if any(c.is_satisfied_by(value) for c in constraints):
             continue
         shown = [str(c) for c in constraints if not c.hidden]
-        text = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+        text = (shown[0] if len(shown) == 1
+                else f"{', '.join(shown[:-1])} or {shown[-1]}")
         raise InvalidParameterError(f"{caller_name}: {name} must be {text}, "
                                     f"got {value!r}.")
 
@@ -182,7 +186,7 @@ NON_NEGATIVE_REAL = Interval(numbers.Real, 0, None, closed="left")
 #: (the clip box's order, ``clip_min < clip_max``, is checked by ``check_clip_box``).
 THREAT_CONSTRAINTS = {
     "eps": [NON_NEGATIVE_REAL],
-    "norm": [StrOptions({"linf", "l2"})],
+    "norm": [StrOptions(set(NORMS))],
     "clip_min": [Interval(numbers.Real, None, None, closed="both", finite=False), None],
     "clip_max": [Interval(numbers.Real, None, None, closed="both", finite=False), None],
 }

@@ -37,7 +37,7 @@ def dual_update(dual_variable, nominal_loss, *, margin, dual_step_size):
 
     Examples
     --------
-    >>> from sklearn_robust.classifiers._langevin import dual_update
+    >>> from sklearn_robust.classifiers import dual_update
     >>> dual_update(1.0, 0.5, margin=0.1, dual_step_size=0.5)
     1.2
     >>> dual_update(0.01, 0.0, margin=0.1, dual_step_size=0.5)

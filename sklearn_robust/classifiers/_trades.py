@@ -13,7 +13,7 @@ __all__ = ["TRADESClassifier", "trades_loss"]
 def trades_loss(net, X, X_adv, y, *, beta, weights=None, **fit_params):
     """The TRADES objective ``criterion(f(x), y) + beta * KL(f(x) || f(x_adv))``.
 
-    The KL term is :func:`sklearn_robust.attacks._losses.kl_loss` averaged over
+    The KL term is :func:`sklearn_robust.attacks.kl_loss` averaged over
     the batch; both forward passes (in the module's current mode, train mode
     during fit) carry gradients, ``X_adv`` is a constant.
 

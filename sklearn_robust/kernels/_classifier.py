@@ -72,7 +72,7 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_robust.kernels._classifier import solve_kernel_ridge
+    >>> from sklearn_robust.kernels import solve_kernel_ridge
     >>> K = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
     >>> alpha = solve_kernel_ridge(K, torch.tensor([1.0, -1.0], dtype=torch.float64),
     ...                            ridge=0.0)

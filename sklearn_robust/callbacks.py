@@ -8,7 +8,6 @@ Lipschitz constant and the generalisation gap (Yang et al., 2020).
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
-import numbers
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ from skorch.callbacks import Callback
 from skorch.utils import data_from_dataset
 
 from .metrics._lipschitz import empirical_local_lipschitz
-from .utils._validation import check_eps
+from .utils._param_validation import NON_NEGATIVE_REAL, POSITIVE_INT, validate_params
 
 __all__ = ["GAIRMonitor", "LocalLipschitzMonitor"]
 
@@ -175,13 +174,12 @@ class LocalLipschitzMonitor(Callback):
         self.step_size = step_size
         self.random_state = random_state
 
+    _parameter_constraints = {"eps": [NON_NEGATIVE_REAL], "max_samples": [POSITIVE_INT]}
+
     def initialize(self):
-        check_eps(self.eps)
+        validate_params(self)
         if self.eps == 0:
             raise ValueError("LocalLipschitzMonitor needs eps > 0.")
-        m = self.max_samples
-        if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
-            raise ValueError(f"max_samples must be an integer >= 1, got {m!r}.")
         self.local_lipschitz_ = None
         return self
 

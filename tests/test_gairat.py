@@ -15,8 +15,8 @@ from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,
                             GAIRTRADESClassifier, TRADESClassifier)
 from sklearn_robust.attacks import PGD
 from sklearn_robust.attacks._losses import kl_loss
-from sklearn_robust.classifiers._gairat import (_log_gair_weights, _normalised,
-                                               gair_weights)
+from sklearn_robust.classifiers import gair_weights
+from sklearn_robust.classifiers._gairat import _log_gair_weights, _normalised
 from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
 
 INF = float("inf")
@@ -49,7 +49,7 @@ class Threshold(torch.nn.Module):
 # ------------------------------------------------------------------- weights
 @pytest.mark.parametrize("lam", [-1.0, 0.0])
 def test_weight_table_of_methods_md_for_k10(lam):
-    w = gair_weights(np.arange(11), n_steps=10, lambda_=lam)
+    w = gair_weights(np.arange(11), n_steps=10, gair_lambda=lam)
     np.testing.assert_allclose(w, TABLE_K10[lam], atol=1e-3)
     # GAIR.py's floor(K/2) form, identical for even K
     half = 10 // 2
@@ -115,8 +115,8 @@ def test_classifier_weights_use_kappa_of_the_attack():
 
 
 # ---------------------------------------------------------------- equivalence
-@pytest.mark.parametrize("params", [dict(lambda_=INF, burn_in_epochs=0),
-                                    dict(lambda_=-1.0, burn_in_epochs=2)])
+@pytest.mark.parametrize("params", [dict(gair_lambda=INF, burn_in_epochs=0),
+                                    dict(gair_lambda=-1.0, burn_in_epochs=2)])
 def test_lambda_inf_or_full_burn_in_equals_pgd_at(small_digits, params):
     X, _, y, _ = small_digits
     common = dict(FAST, batch_size=64)
@@ -130,14 +130,14 @@ def test_gair_trades_with_lambda_inf_equals_trades(small_digits):
     X, _, y, _ = small_digits
     common = dict(FAST, batch_size=64, beta=3.0)
     trades = TRADESClassifier(**common).fit(X[:128], y[:128])
-    gair = GAIRTRADESClassifier(lambda_=INF, burn_in_epochs=0, **common).fit(
+    gair = GAIRTRADESClassifier(gair_lambda=INF, burn_in_epochs=0, **common).fit(
         X[:128], y[:128])
     assert _equal_params(trades, gair)
 
 
 def test_gair_trades_loss_matches_formula(small_digits):
     X, _, y, _ = small_digits
-    clf = GAIRTRADESClassifier(beta=3.0, lambda_=0.0, burn_in_epochs=0,
+    clf = GAIRTRADESClassifier(beta=3.0, gair_lambda=0.0, burn_in_epochs=0,
                                **{**FAST, "max_epochs": 1}).fit(X, y)
     assert clf.reweighting_ and clf.cw_attack_.loss == "cw"
     assert clf.attack_.loss == "kl" and clf.attack_.random_start == "normal"
@@ -182,7 +182,7 @@ def test_burn_in_switches_after_burn_in_epochs(small_digits, capsys):
 
 def test_lambda_schedules():
     epochs = [1, 60, 61, 89, 90, 109, 110, 120]
-    clf = GAIRATClassifier(lambda_=-1.0, lambda_max=10.0, max_epochs=120)
+    clf = GAIRATClassifier(gair_lambda=-1.0, lambda_max=10.0, max_epochs=120)
     assert [clf.lambda_for_epoch(e) for e in epochs] == [INF, INF] + [-1.0] * 6
     clf.set_params(lambda_schedule="piecewise")
     assert [clf.lambda_for_epoch(e) for e in epochs] == [
@@ -194,10 +194,10 @@ def test_lambda_schedules():
     assert got[-1] == pytest.approx(-1.0)
     assert clf.lambda_for_epoch(200) == pytest.approx(-1.0)   # partial_fit beyond E
     for schedule in ("fixed", "linear", "piecewise"):
-        clf.set_params(lambda_schedule=schedule, lambda_=INF)
+        clf.set_params(lambda_schedule=schedule, gair_lambda=INF)
         assert clf.lambda_for_epoch(120) == INF
     # the schedule reaches the history of a fit
-    fit = GAIRATClassifier(lambda_schedule="linear", lambda_=0.0, lambda_max=4.0,
+    fit = GAIRATClassifier(lambda_schedule="linear", gair_lambda=0.0, lambda_max=4.0,
                            burn_in_epochs=1, **{**FAST, "max_epochs": 4,
                                                 "n_steps": 1})
     X = np.random.RandomState(0).rand(40, 5).astype(np.float32)
@@ -206,20 +206,49 @@ def test_lambda_schedules():
     assert fit.current_lambda_ == 0.0
 
 
+# ------------------------------------------------- lambda_ -> gair_lambda
+@pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
+def test_deprecated_lambda_keyword(cls, small_digits):
+    X, _, y, _ = small_digits
+    with pytest.warns(FutureWarning, match=r"lambda_ .*renamed to gair_lambda.*0\.3"):
+        old = cls(lambda_=0.0, burn_in_epochs=0, **FAST)
+    new = cls(gair_lambda=0.0, burn_in_epochs=0, **FAST)
+    assert old.get_params().keys() == new.get_params().keys()
+    assert "lambda_" not in old.get_params()
+    assert old.get_params()["gair_lambda"] == 0.0
+    with pytest.warns(FutureWarning, match="gair_lambda"):
+        assert old.lambda_ == 0.0
+    old.fit(X[:100], y[:100])
+    new.fit(X[:100], y[:100])
+    np.testing.assert_array_equal(old.predict_proba(X[:20]), new.predict_proba(X[:20]))
+    assert old.history[:, "gair_lambda"] == new.history[:, "gair_lambda"]
+
+
+def test_deprecated_lambda_in_set_params_and_gair_weights():
+    clf = GAIRATClassifier(**FAST)
+    with pytest.warns(FutureWarning, match="gair_lambda"):
+        clf.set_params(lambda_=2.0)
+    assert clf.gair_lambda == 2.0 and clone(clf).gair_lambda == 2.0
+    with pytest.warns(FutureWarning, match="gair_lambda"):
+        old = gair_weights(np.arange(5), n_steps=4, lambda_=0.5)
+    np.testing.assert_array_equal(old, gair_weights(np.arange(5), n_steps=4,
+                                                    gair_lambda=0.5))
+
+
 # ------------------------------------------------------- sklearn integration
 def test_clone_pickle_and_grid_search_over_lambda(small_digits):
     X, _, y, _ = small_digits
-    clf = GAIRATClassifier(lambda_=0.5, **FAST)
-    assert clf.get_params()["lambda_"] == 0.5
-    assert clone(clf).lambda_ == 0.5
+    clf = GAIRATClassifier(gair_lambda=0.5, **FAST)
+    assert clf.get_params()["gair_lambda"] == 0.5
+    assert clone(clf).gair_lambda == 0.5
     search = GridSearchCV(GAIRATClassifier(burn_in_epochs=1, **FAST),
-                          {"lambda_": [-1.0, INF]},
+                          {"gair_lambda": [-1.0, INF]},
                           scoring=make_robust_scorer(eps=0.1, attack="pgd"), cv=2)
     search.fit(X, y)
-    assert search.best_params_["lambda_"] in (-1.0, INF)
+    assert search.best_params_["gair_lambda"] in (-1.0, INF)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     best = pickle.loads(pickle.dumps(search.best_estimator_))
-    assert best.lambda_ == search.best_params_["lambda_"]
+    assert best.gair_lambda == search.best_params_["gair_lambda"]
     np.testing.assert_allclose(best.predict_proba(X[:5]),
                                search.best_estimator_.predict_proba(X[:5]))
 
@@ -299,10 +328,10 @@ def test_bad_sample_weight(small_digits, make_sw, match):
 
 # -------------------------------------------------------------- parameters
 @pytest.mark.parametrize("params, match", [
-    ({"lambda_": float("nan")}, "lambda_"),
-    ({"lambda_": -INF}, "lambda_"),
-    ({"lambda_": "inf"}, "lambda_"),
-    ({"lambda_": True}, "lambda_"),
+    ({"gair_lambda": float("nan")}, "gair_lambda"),
+    ({"gair_lambda": -INF}, "gair_lambda"),
+    ({"gair_lambda": "inf"}, "gair_lambda"),
+    ({"gair_lambda": True}, "gair_lambda"),
     ({"weight_function": "Tanh"}, "weight_function"),
     ({"burn_in_epochs": -1}, "burn_in_epochs"),
     ({"burn_in_epochs": 1.5}, "burn_in_epochs"),

@@ -8,8 +8,8 @@ import torch
 
 from ..utils._torch import per_sample
 from ._base import BaseAttack
+from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ._losses import get_loss, targeted_dlr_loss
-from ._pgd import _check_positive_int
 from ._projections import ascent_step, clip_to_box, project, random_init
 
 __all__ = ["APGD", "APGDT", "apgd_checkpoints", "apgd_run"]
@@ -250,24 +250,17 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
             "fooled": out_fooled, "step_size": out_step}
 
 
-def _check_probability(value, name, low, high):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            low < value < high):
-        raise ValueError(f"{name} must be a number in ({low}, {high}), got {value!r}.")
-
-
 class _APGDBase(BaseAttack):
     """Shared parameters checks and the run-merging logic of APGD and APGD-T."""
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_iter, "n_iter")
-        _check_positive_int(self.n_restarts, "n_restarts")
-        _check_positive_int(self.eot_iter, "eot_iter")
-        _check_probability(self.rho, "rho", 0.0, 1.0)
-        if self.random_start not in (True, False):
-            raise ValueError(f"random_start must be True or False, got "
-                             f"{self.random_start!r}.")
+    _parameter_constraints = {
+        **BaseAttack._parameter_constraints,
+        "n_iter": [POSITIVE_INT],
+        "n_restarts": [POSITIVE_INT],
+        "eot_iter": [POSITIVE_INT],
+        "rho": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "random_start": ["boolean"],
+    }
 
     def _run(self, model, x, y, generator, loss_fn, target=None):
         return apgd_run(model, x, y, loss_fn=loss_fn, eps=float(self.eps),
@@ -399,12 +392,9 @@ class APGD(_APGDBase):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        if self.loss == "kl":
-            raise ValueError("loss must be 'ce', 'dlr', 'cw' or a callable for APGD, "
-                             "got 'kl'.")
-        get_loss(self.loss)
+    # the KL loss of TRADES needs clean logits APGD does not pass
+    _parameter_constraints = {**_APGDBase._parameter_constraints,
+                              "loss": [StrOptions({"ce", "dlr", "cw"}), callable]}
 
     def _perturb(self, model, x, y, generator, return_info):
         base_loss = get_loss(self.loss)
@@ -500,9 +490,8 @@ class APGDT(_APGDBase):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_target_classes, "n_target_classes")
+    _parameter_constraints = {**_APGDBase._parameter_constraints,
+                              "n_target_classes": [POSITIVE_INT]}
 
     def _perturb(self, model, x, y, generator, return_info):
         with torch.no_grad():

@@ -9,11 +9,11 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..exceptions import NotLogitsWarning
+from ..utils._param_validation import THREAT_CONSTRAINTS, InstanceOf, validate_params
 from ..utils._torch import as_tensor, eval_mode, make_generator
-from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
-                                 check_in_box, check_norm)
+from ..utils._validation import check_clip_box, check_finite_tensor, check_in_box
 
-__all__ = ["BaseAttack", "is_attack", "predict_labels"]
+__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "predict_labels"]
 
 
 def is_attack(obj):
@@ -61,9 +61,13 @@ class BaseAttack(BaseEstimator):
     batch and a dict of per-sample information.
     """
 
+    #: Constraints of the parameters (scikit-learn's style); subclasses merge them
+    #: (``{**Base._parameter_constraints, ...}``) and :meth:`_check_params` checks them.
+    _parameter_constraints = dict(THREAT_CONSTRAINTS)
+
     def _check_params(self):
-        check_eps(self.eps)
-        check_norm(self.norm)
+        """Validate the declared constraints, then the relations between parameters."""
+        validate_params(self)
         check_clip_box(self.clip_min, self.clip_max)
 
     def _threat(self):
@@ -177,3 +181,8 @@ class BaseAttack(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+#: Constraint of the ``attack`` parameter of classifiers and learners.
+ATTACK_CONSTRAINT = [None,
+                     InstanceOf(BaseAttack, "an attack of sklearn_robust.attacks")]

@@ -7,9 +7,8 @@ import numbers
 import torch
 
 from ..utils._torch import per_sample
-from ..utils._validation import check_clip_box, check_eps
+from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ._base import BaseAttack
-from ._pgd import _check_positive_int
 from ._projections import clip_to_box
 
 __all__ = ["FAB", "project_onto_hyperplane_box"]
@@ -132,14 +131,6 @@ def _l1_amounts(absa, room, target):
     amount_s = torch.where((cols == pos) & feasible[:, None], partial[:, None],
                            amount_s)
     return torch.zeros_like(amount_s).scatter(1, order, amount_s)
-
-
-def _check_real(value, name, low, high, *, low_open=False):
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-          and (low < value if low_open else low <= value) and value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
 
 
 class FAB(BaseAttack):
@@ -285,22 +276,17 @@ class FAB(BaseAttack):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        check_eps(self.eps)
-        if self.norm not in _FAB_NORMS:
-            raise ValueError(f"norm must be one of {_FAB_NORMS}, got {self.norm!r}.")
-        check_clip_box(self.clip_min, self.clip_max)
-        _check_positive_int(self.n_iter, "n_iter")
-        _check_positive_int(self.n_restarts, "n_restarts")
-        _check_positive_int(self.n_target_classes, "n_target_classes")
-        if self.targeted not in (True, False):
-            raise ValueError(f"targeted must be True or False, got "
-                             f"{self.targeted!r}.")
-        _check_real(self.alpha_max, "alpha_max", 0.0, 1.0)
-        if isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real) or not (
-                1 <= self.eta < float("inf")):
-            raise ValueError(f"eta must be a finite number >= 1, got {self.eta!r}.")
-        _check_real(self.beta, "beta", 0.0, 1.0, low_open=True)
+    _parameter_constraints = {
+        **BaseAttack._parameter_constraints,
+        "norm": [StrOptions(set(_FAB_NORMS))],
+        "n_iter": [POSITIVE_INT],
+        "n_restarts": [POSITIVE_INT],
+        "n_target_classes": [POSITIVE_INT],
+        "targeted": ["boolean"],
+        "alpha_max": [Interval(numbers.Real, 0, 1, closed="both")],
+        "eta": [Interval(numbers.Real, 1, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, 1, closed="right")],
+    }
 
     # ------------------------------------------------------------------ model
     @staticmethod

@@ -3,13 +3,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
-import numbers
 
 import torch
 
+from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
+                                       StrOptions)
 from ._ascent import ascend
 from ._base import BaseAttack
-from ._pgd import _check_positive_int
 from ._projections import ascent_step, normal_start
 
 __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
@@ -53,15 +53,6 @@ def laplace_noise(like, generator):
     return e1 - e2
 
 
-def _check_nonneg_real(value, name, *, strict=False, allow_none=False):
-    if value is None and allow_none:
-        return
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-          and math.isfinite(value) and (value > 0 if strict else value >= 0))
-    if not ok:
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} 0"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
 
 
 class LangevinSampler(BaseAttack):
@@ -175,14 +166,14 @@ class LangevinSampler(BaseAttack):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_steps, "n_steps")
-        _check_nonneg_real(self.step_size, "step_size", strict=True, allow_none=True)
-        if self.noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}.")
-        _check_nonneg_real(self.noise_scale, "noise_scale")
-        _check_nonneg_real(self.temperature, "temperature", allow_none=True)
+    _parameter_constraints = {
+        **BaseAttack._parameter_constraints,
+        "n_steps": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "noise": [StrOptions(set(NOISES))],
+        "noise_scale": [NON_NEGATIVE_REAL],
+        "temperature": [NON_NEGATIVE_REAL, None],
+    }
 
     def _step_size(self):
         """The step length ``eta`` (``2.5 * eps / n_steps`` when ``None``)."""

@@ -5,10 +5,10 @@
 import torch
 
 from ..utils._docstring import FRAGMENTS, Substitution
+from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL
 from ._ascent import ascend
 from ._base import BaseAttack
 from ._losses import ce_loss
-from ._pgd import _check_positive_int, _check_step_size
 from ._projections import ascent_step, normal_start
 
 __all__ = ["LocalLinearityAttack", "per_sample_dot"]
@@ -69,10 +69,9 @@ class LocalLinearityAttack(BaseAttack):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_steps, "n_steps")
-        _check_step_size(self.step_size)
+    _parameter_constraints = {**BaseAttack._parameter_constraints,
+                              "n_steps": [POSITIVE_INT],
+                              "step_size": [POSITIVE_REAL, None]}
 
     def _perturb(self, model, x, y, generator, return_info):
         eps, norm = float(self.eps), self.norm

@@ -2,8 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
-
+from ..utils._param_validation import POSITIVE_REAL
 from ._pgd import PGD
 
 __all__ = ["LogitScaledPGD"]
@@ -90,12 +89,8 @@ class LogitScaledPGD(PGD):
                          random_state=random_state)
         self.logit_scale = logit_scale
 
-    def _check_params(self):
-        super()._check_params()
-        scale = self.logit_scale
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
-                0 < scale < float("inf")):
-            raise ValueError(f"logit_scale must be a finite number > 0, got {scale!r}.")
+    _parameter_constraints = {**PGD._parameter_constraints,
+                              "logit_scale": [POSITIVE_REAL]}
 
     def _perturb(self, model, x, y, generator, return_info):
         scaled = _ScaledLogits(model, float(self.logit_scale))

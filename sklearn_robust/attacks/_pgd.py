@@ -2,29 +2,17 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
-
 import torch
 
+from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL, StrOptions
 from ._ascent import ascend
 from ._base import BaseAttack
-from ._losses import get_loss
+from ._losses import LOSSES, get_loss
 from ._projections import ascent_step, clip_to_box, random_init
 
 __all__ = ["PGD", "FGSM"]
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-
-
-def _check_step_size(step_size):
-    if step_size is not None and (isinstance(step_size, bool)
-                                  or not isinstance(step_size, numbers.Real)
-                                  or not step_size > 0):
-        raise ValueError(f"step_size must be a number > 0 or None, got "
-                         f"{step_size!r}.")
 
 
 class PGD(BaseAttack):
@@ -109,15 +97,14 @@ class PGD(BaseAttack):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_steps, "n_steps")
-        _check_positive_int(self.n_restarts, "n_restarts")
-        _check_step_size(self.step_size)
-        if self.random_start not in (True, False, "uniform", "normal"):
-            raise ValueError("random_start must be True, False, 'uniform' or 'normal', "
-                             f"got {self.random_start!r}.")
-        get_loss(self.loss)
+    _parameter_constraints = {
+        **BaseAttack._parameter_constraints,
+        "n_steps": [POSITIVE_INT],
+        "n_restarts": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "random_start": ["boolean", StrOptions({"uniform", "normal"})],
+        "loss": [StrOptions(set(LOSSES)), callable],
+    }
 
     def _step_size(self):
         if self.step_size is None:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from ..exceptions import NotLogitsWarning
+from ..utils._param_validation import POSITIVE_INT, Interval
 from ._base import BaseAttack, _looks_like_probabilities
-from ._pgd import _check_positive_int
 from ._projections import clip_to_box, flat_norm
 
 __all__ = ["Square"]
@@ -195,16 +195,13 @@ class Square(BaseAttack):
         self.clip_max = clip_max
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        _check_positive_int(self.n_queries, "n_queries")
-        _check_positive_int(self.n_restarts, "n_restarts")
-        p = self.p_init
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p <= 1:
-            raise ValueError(f"p_init must be a number in (0, 1], got {p!r}.")
-        if self.rescale_schedule not in (True, False):
-            raise ValueError(f"rescale_schedule must be True or False, got "
-                             f"{self.rescale_schedule!r}.")
+    _parameter_constraints = {
+        **BaseAttack._parameter_constraints,
+        "n_queries": [POSITIVE_INT],
+        "n_restarts": [POSITIVE_INT],
+        "p_init": [Interval(numbers.Real, 0, 1, closed="right")],
+        "rescale_schedule": ["boolean"],
+    }
 
     # ----------------------------------------------------------------- scores
     def _scorer(self, model, shape):

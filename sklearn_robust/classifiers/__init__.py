@@ -4,12 +4,13 @@
 
 from ._adversarial import AdversarialClassifier
 from ._base import BaseAdversarialClassifier
-from ._gairat import GAIRATClassifier, GAIRTRADESClassifier
-from ._langevin import LangevinAdvClassifier
+from ._gairat import GAIRATClassifier, GAIRTRADESClassifier, gair_weights
+from ._langevin import LangevinAdvClassifier, dual_update
 from ..callbacks import LocalLipschitzMonitor  # public here before callbacks existed
 from ._lipschitz import LipschitzDropoutClassifier
 from ._trades import TRADESClassifier
 
 __all__ = ["AdversarialClassifier", "BaseAdversarialClassifier", "TRADESClassifier",
            "LangevinAdvClassifier", "GAIRATClassifier", "GAIRTRADESClassifier",
-           "LipschitzDropoutClassifier", "LocalLipschitzMonitor"]
+           "LipschitzDropoutClassifier", "LocalLipschitzMonitor", "gair_weights",
+           "dual_update"]

@@ -3,7 +3,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import inspect
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,8 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
-                                      validate_data)
+from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
@@ -20,10 +18,13 @@ from skorch.utils import is_dataset, multi_indexing, to_numpy, to_tensor
 from torch.utils.data import DataLoader
 
 from ..attacks import PGD
-from ..attacks._base import BaseAttack
+from ..attacks._base import ATTACK_CONSTRAINT
 from ..nn import default_module
+from ..utils._param_validation import (POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
+                                       validate_params)
+from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import fork_rng, seed_from_random_state
-from ..utils._validation import check_clip_box, check_eps, check_in_box, check_norm
+from ..utils._validation import check_clip_box, check_in_box
 
 __all__ = ["BaseAdversarialClassifier"]
 
@@ -114,21 +115,6 @@ class _ArrayBatches:
                        torch.from_numpy(self.y[start:start + self.batch_size]))
 
 
-def _check_int(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-
-
-def _check_real(value, name, *, low=0.0, allow_none=False, strict=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            value > low if strict else value >= low) or not np.isfinite(value):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {low}"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
-
-
 class BaseAdversarialClassifier(NeuralNetClassifier):
     """Base class of the robust classifiers: skorch nets trained on attacked batches.
 
@@ -168,16 +154,22 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ params
+    #: Constraints of the library's own parameters (scikit-learn's style; skorch
+    #: checks its own); subclasses merge them: ``{**Base._parameter_constraints, ...}``.
+    _parameter_constraints = {
+        **THREAT_CONSTRAINTS,
+        "n_steps": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "attack": ATTACK_CONSTRAINT,
+    }
+
     def _check_params(self):
-        """Validate the method's parameters (extended by subclasses)."""
-        check_eps(self.eps)
-        check_norm(self.norm)
+        """Validate the declared constraints, then the relations between parameters.
+
+        Subclasses with relations of their own extend it (calling ``super()``).
+        """
+        validate_params(self)
         check_clip_box(self.clip_min, self.clip_max)
-        _check_int(self.n_steps, "n_steps")
-        _check_real(self.step_size, "step_size", allow_none=True, strict=True)
-        if self.attack is not None and not isinstance(self.attack, BaseAttack):
-            raise TypeError("attack must be None or an attack of "
-                            f"sklearn_robust.attacks, got {self.attack!r}.")
 
     # ------------------------------------------------------------------ attack
     def default_attack(self):
@@ -416,8 +408,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         check_in_box(X, self.clip_min, self.clip_max)
         self._check_input_shape(X, reset)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
-                                                 ensure_non_negative=True)
+            sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
+                                                ensure_non_negative=True)
         if reset:
             classes = np.unique(y)
             if len(classes) < 2:

@@ -4,6 +4,7 @@
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -13,36 +14,52 @@ from skorch.callbacks import PrintLog
 from ..attacks._losses import kl_loss
 from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
+from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, Interval,
+                                       Options, RealNotInt, StrOptions,
+                                       validate_parameter_constraints)
 from ..utils._torch import seed_from_random_state
-from ._base import BaseAdversarialClassifier, _check_real, _normalised  # noqa: F401
+from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
 from ._trades import trades_loss
 
 __all__ = ["GAIRATClassifier", "GAIRTRADESClassifier", "gair_weights"]
 
 WEIGHT_FUNCTIONS = ("tanh", "sigmoid", "discrete")
 LAMBDA_SCHEDULES = ("fixed", "linear", "piecewise")
+# lambda: a finite real, or +inf (plain adversarial training)
+_LAMBDA = [Interval(numbers.Real, None, None, closed="neither"),
+           Options(numbers.Real, {math.inf})]
+_WEIGHT_FUNCTION = [StrOptions(set(WEIGHT_FUNCTIONS))]
+
+
+def _renamed_lambda(value, where):
+    """``value`` of the deprecated keyword ``lambda_``, with a FutureWarning."""
+    warnings.warn(f"The parameter lambda_ of {where} was renamed to gair_lambda in "
+                  "version 0.1 and lambda_ will be removed in 0.3: use "
+                  f"gair_lambda={value!r} instead.", FutureWarning, stacklevel=3)
+    return value
 
 # --------------------------------------------------------------------- weights
-def _log_gair_weights(kappa, n_steps, lambda_, weight_function):
+def _log_gair_weights(kappa, n_steps, gair_lambda, weight_function):
     """Log of the unnormalised GAIR weights of a tensor of kappa (float64).
 
     Working with logs keeps the per-batch normalisation exact when every weight
-    of a batch underflows (very negative ``lambda_``).
+    of a batch underflows (very negative ``gair_lambda``).
     """
     kappa = kappa.to(torch.float64)
-    if lambda_ == math.inf:
+    if gair_lambda == math.inf:
         return torch.zeros_like(kappa)
     if weight_function == "discrete":
         return torch.log((n_steps + 1 - kappa) / (n_steps + 1))
     # 5 * (K/2 - kappa) / (K/2): equal to GAIR.py's floor(K/2) form for even K
-    z = lambda_ + 5.0 * (1.0 - 2.0 * kappa / n_steps)
+    z = gair_lambda + 5.0 * (1.0 - 2.0 * kappa / n_steps)
     if weight_function == "tanh":
         # (1 + tanh(z)) / 2 == sigmoid(2 z)
         return F.logsigmoid(2.0 * z)
     return F.logsigmoid(z)
 
 
-def gair_weights(kappa, n_steps, lambda_=-1.0, weight_function="tanh"):
+def gair_weights(kappa, n_steps, gair_lambda=-1.0, weight_function="tanh", *,
+                 lambda_="deprecated"):
     """Unnormalised GAIR weights of geometry values ``kappa``.
 
     Parameters
@@ -52,13 +69,18 @@ def gair_weights(kappa, n_steps, lambda_=-1.0, weight_function="tanh"):
         each point was still classified correctly (``0 <= kappa <= n_steps``).
     n_steps : int
         ``K``, the number of PGD steps.
-    lambda_ : float, default=-1.0
+    gair_lambda : float, default=-1.0
         The GAIR parameter lambda; ``float("inf")`` gives weights of one.
     weight_function : {"tanh", "sigmoid", "discrete"}, default="tanh"
         ``"tanh"``: ``(1 + tanh(lambda + 5 (1 - 2 kappa / K))) / 2``;
         ``"sigmoid"``: ``sigmoid(lambda + 5 (1 - 2 kappa / K))``;
         ``"discrete"``: ``(K + 1 - kappa) / (K + 1)`` (independent of a finite
         lambda).
+    lambda_ : float
+        Deprecated alias of ``gair_lambda``.
+
+        .. deprecated:: 0.1
+           ``lambda_`` was renamed to ``gair_lambda``; it will be removed in 0.3.
 
     Returns
     -------
@@ -67,34 +89,24 @@ def gair_weights(kappa, n_steps, lambda_=-1.0, weight_function="tanh"):
 
     Examples
     --------
-    >>> from sklearn_robust.classifiers._gairat import gair_weights
-    >>> gair_weights([0, 5, 10], n_steps=10, lambda_=0.0).round(4)
+    >>> from sklearn_robust.classifiers import gair_weights
+    >>> gair_weights([0, 5, 10], n_steps=10, gair_lambda=0.0).round(4)
     array([1. , 0.5, 0. ])
     """
-    _check_lambda(lambda_)
-    _check_choice(weight_function, WEIGHT_FUNCTIONS, "weight_function")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or (
-            n_steps < 1):
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    if not (isinstance(lambda_, str) and lambda_ == "deprecated"):
+        gair_lambda = _renamed_lambda(lambda_, "gair_weights")
+    validate_parameter_constraints(
+        {"n_steps": [POSITIVE_INT], "gair_lambda": _LAMBDA,
+         "weight_function": _WEIGHT_FUNCTION},
+        {"n_steps": n_steps, "gair_lambda": gair_lambda,
+         "weight_function": weight_function},
+        caller_name="gair_weights")
     kappa = np.asarray(kappa)
     if kappa.size and (kappa.min() < 0 or kappa.max() > n_steps):
         raise ValueError(f"kappa must lie in [0, n_steps={n_steps}].")
     log_w = _log_gair_weights(torch.as_tensor(kappa, dtype=torch.float64), n_steps,
-                              float(lambda_), weight_function)
+                              float(gair_lambda), weight_function)
     return log_w.exp().numpy()
-
-
-# ----------------------------------------------------------------- validation
-def _check_lambda(value, name="lambda_"):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
-            math.isnan(value) or value == -math.inf):
-        raise ValueError(f"{name} must be a real number or float('inf') (plain "
-                         f"adversarial training), got {value!r}.")
-
-
-def _check_choice(value, choices, name):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
 
 
 @Substitution(**FRAGMENTS)
@@ -119,17 +131,22 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     module : torch.nn.Module class or instance, default=None
         The network; it must return logits. ``None`` picks one from the input
         shape (see :class:`AdversarialClassifier`).
-    lambda_ : float, default=-1.0
+    gair_lambda : float, default=-1.0
         The weight parameter lambda of the paper (after the burn-in). Smaller
         values concentrate the weight on the points closest to the boundary;
         ``float("inf")`` gives uniform weights, i.e. exactly
         :class:`AdversarialClassifier`. The paper uses -1.0 (GAIRAT) and 0.0
         (GAIR-FAT).
+
+        .. versionchanged:: 0.1
+           Renamed from ``lambda_`` (scikit-learn reserves a trailing underscore
+           for fitted attributes); ``lambda_=`` is still accepted with a
+           ``FutureWarning`` until 0.3.
     weight_function : {"tanh", "sigmoid", "discrete"}, default="tanh"
         The weight assignment function of the authors' ``GAIR.py``: ``"tanh"``
         as above, ``"sigmoid"``: ``sigmoid(lambda + 5 * (1 - 2 * kappa / K))``,
         ``"discrete"``: ``(K + 1 - kappa) / (K + 1)``, which ignores a finite
-        lambda (``lambda_=inf`` still means uniform weights).
+        lambda (``gair_lambda=inf`` still means uniform weights).
     burn_in_epochs : int or float, default=0.5
         Epochs of plain adversarial training before the reweighting starts: an
         int is a number of epochs, a float in ``[0, 1]`` a fraction of
@@ -137,10 +154,11 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         (reweighting from epoch 60 of 120).
     lambda_schedule : {"fixed", "linear", "piecewise"}, default="fixed"
         lambda in epoch ``t`` (1-based) of ``E = max_epochs``, after the burn-in:
-        ``"fixed"``: ``lambda_``; ``"linear"``:
-        ``lambda_max - (t / E) * (lambda_max - lambda_)``, reaching ``lambda_``
-        in the last epoch; ``"piecewise"``: ``lambda_`` until ``t < 0.75 E``,
-        ``lambda_ - 1`` until ``t < 11/12 E``, then ``lambda_ - 1.5`` (the
+        ``"fixed"``: ``gair_lambda``; ``"linear"``:
+        ``lambda_max - (t / E) * (lambda_max - gair_lambda)``, reaching
+        ``gair_lambda`` in the last epoch; ``"piecewise"``: ``gair_lambda`` until
+        ``t < 0.75 E``, ``gair_lambda - 1`` until ``t < 11/12 E``, then
+        ``gair_lambda - 1.5`` (the
         authors' intended WRN schedule, 90 and 110 of 120 epochs).
     lambda_max : float, default=10.0
         Start value of the ``"linear"`` schedule (its value at epoch 0; the ramp
@@ -206,7 +224,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     See Also
     --------
     GAIRTRADESClassifier : GAIR applied to the TRADES robust term.
-    AdversarialClassifier : PGD adversarial training (``lambda_=inf``).
+    AdversarialClassifier : PGD adversarial training (``gair_lambda=inf``).
     TRADESClassifier : The TRADES trade-off between accuracy and robustness.
     sklearn_robust.metrics.robust_accuracy_score : Evaluate robust accuracy.
 
@@ -237,7 +255,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     reweighting in (1-based) epoch 60, after 59 plain epochs; here
     ``burn_in_epochs`` counts the plain epochs and reweighting starts in epoch
     ``burn_in_epochs + 1``. Epochs are counted over ``partial_fit`` calls too.
-    The authors' ``piecewise`` branch never leaves ``lambda_`` (its later
+    The authors' ``piecewise`` branch never leaves ``gair_lambda`` (its later
     ``elif`` conditions are unreachable); the intended drops are implemented.
     Their ``linear`` schedule uses ``Lambda_max = inf`` by default, which gives
     ``nan``; ``lambda_max`` must be finite here.
@@ -283,20 +301,31 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     (3,)
     """
 
-    def __init__(self, module=None, *, lambda_=-1.0, weight_function="tanh",
+    def __init__(self, module=None, *, gair_lambda=-1.0, weight_function="tanh",
                  burn_in_epochs=0.5, lambda_schedule="fixed", lambda_max=10.0,
                  **kwargs):
+        if "lambda_" in kwargs:  # deprecated in 0.1, to be removed in 0.3
+            gair_lambda = _renamed_lambda(kwargs.pop("lambda_"), type(self).__name__)
         super().__init__(module, **kwargs)
-        self.lambda_ = lambda_
+        self.gair_lambda = gair_lambda
         self.weight_function = weight_function
         self.burn_in_epochs = burn_in_epochs
         self.lambda_schedule = lambda_schedule
         self.lambda_max = lambda_max
 
-    # skorch lists as parameters the attributes that do not end in "_"; the
-    # paper's name ``lambda_`` (``lambda`` is a keyword) must be added
-    def _get_param_names(self):
-        return [*super()._get_param_names(), "lambda_"]
+    def set_params(self, **params):
+        if "lambda_" in params:  # deprecated in 0.1, to be removed in 0.3
+            params["gair_lambda"] = _renamed_lambda(params.pop("lambda_"),
+                                                    type(self).__name__)
+        return super().set_params(**params)
+
+    @property
+    def lambda_(self):
+        """Deprecated alias of ``gair_lambda`` (removed in 0.3)."""
+        warnings.warn(f"{type(self).__name__}.lambda_ was renamed to gair_lambda in "
+                      "version 0.1 and will be removed in 0.3.", FutureWarning,
+                      stacklevel=2)
+        return self.gair_lambda
 
     @property
     def _default_callbacks(self):
@@ -310,22 +339,16 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         return callbacks
 
     # ------------------------------------------------------------------ params
-    def _check_params(self):
-        super()._check_params()
-        _check_lambda(self.lambda_)
-        _check_choice(self.weight_function, WEIGHT_FUNCTIONS, "weight_function")
-        _check_choice(self.lambda_schedule, LAMBDA_SCHEDULES, "lambda_schedule")
-        b = self.burn_in_epochs
-        if isinstance(b, bool) or not isinstance(b, numbers.Real) or (
-                isinstance(b, numbers.Integral) and b < 0) or (
-                not isinstance(b, numbers.Integral) and not 0.0 <= b <= 1.0):
-            raise ValueError("burn_in_epochs must be an integer >= 0 (epochs) or a "
-                             "float in [0, 1] (fraction of max_epochs), got "
-                             f"{b!r}.")
-        lm = self.lambda_max
-        if isinstance(lm, bool) or not isinstance(lm, numbers.Real) or (
-                not math.isfinite(lm)):
-            raise ValueError(f"lambda_max must be a finite number, got {lm!r}.")
+    _parameter_constraints = {
+        **BaseAdversarialClassifier._parameter_constraints,
+        "gair_lambda": _LAMBDA,
+        "weight_function": _WEIGHT_FUNCTION,
+        # epochs, or a fraction of max_epochs
+        "burn_in_epochs": [Interval(numbers.Integral, 0, None, closed="left"),
+                           Interval(RealNotInt, 0, 1, closed="both")],
+        "lambda_schedule": [StrOptions(set(LAMBDA_SCHEDULES))],
+        "lambda_max": [Interval(numbers.Real, None, None, closed="neither")],
+    }
 
     def n_burn_in_epochs(self):
         """Number of plain adversarial-training epochs before the reweighting."""
@@ -346,11 +369,11 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         Returns
         -------
         lambda_t : float
-            ``inf`` during the burn-in or when ``lambda_`` is ``inf``; otherwise
+            ``inf`` during the burn-in or when ``gair_lambda`` is ``inf``; otherwise
             the value of ``lambda_schedule``.
         """
         self._check_params()
-        lam = float(self.lambda_)
+        lam = float(self.gair_lambda)
         if epoch <= self.n_burn_in_epochs() or lam == math.inf:
             return math.inf
         n_epochs = self.max_epochs
@@ -402,7 +425,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         """Log of the unnormalised GAIR weights under the current lambda.
 
         Returns ``None`` when the current epoch does not reweight (burn-in or
-        ``lambda_=inf``).
+        ``gair_lambda=inf``).
         """
         lam = getattr(self, "current_lambda_", math.inf)
         if lam == math.inf:
@@ -443,7 +466,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     kind of start; ``w_i`` is the unnormalised GAIR weight of
     :class:`GAIRATClassifier` (``tanh`` by default). Points far from the
     boundary (large ``kappa``) thus move their robust term from the KL attack to
-    the margin attack. During the burn-in (or with ``lambda_=inf``) the loss is
+    the margin attack. During the burn-in (or with ``gair_lambda=inf``) the loss is
     exactly :class:`TRADESClassifier`'s and no CW example is computed.
 
     Parameters
@@ -453,10 +476,11 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     beta : float, default=1.0
         Weight of the robust term (TRADES' MNIST setting; the authors' GAIR-RST
         runs use 6.0).
-    lambda_ : float, default=-1.0
+    gair_lambda : float, default=-1.0
         The GAIR parameter lambda after the burn-in (the authors' GAIR-RST script
         defaults to 0.0); ``float("inf")`` gives exactly
-        :class:`TRADESClassifier`.
+        :class:`TRADESClassifier`. Renamed from ``lambda_`` in 0.1 (see
+        :class:`GAIRATClassifier`).
     weight_function : {"tanh", "sigmoid", "discrete"}, default="tanh"
         The weight function (see :class:`GAIRATClassifier`).
     burn_in_epochs : int or float, default=0.5
@@ -509,7 +533,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     See Also
     --------
     GAIRATClassifier : GAIR on PGD adversarial training.
-    TRADESClassifier : TRADES (``lambda_=inf``).
+    TRADESClassifier : TRADES (``gair_lambda=inf``).
 
     Notes
     -----
@@ -567,9 +591,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         super().__init__(module, **kwargs)
         self.beta = beta
 
-    def _check_params(self):
-        super()._check_params()
-        _check_real(self.beta, "beta")
+    _parameter_constraints = {**GAIRATClassifier._parameter_constraints,
+                              "beta": [NON_NEGATIVE_REAL]}
 
     def default_attack(self):
         """TRADES' sign-gradient ascent on KL(f(x) || f(x')) from x + 0.001 N(0, I)."""
@@ -587,7 +610,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         X_adv, kappa = self.perturb_with_kappa(X, y)
         log_w = self.log_weights(kappa)
         s = self.loss_weights(sample_weight)
-        if log_w is None:  # burn-in or lambda_=inf: exactly TRADESClassifier's loss
+        if log_w is None:  # burn-in or gair_lambda=inf: TRADESClassifier's loss
             w = torch.ones(len(y), dtype=torch.float64)
             loss, logits = trades_loss(self, X, X_adv, y, beta=self.beta, weights=s,
                                        **fit_params)

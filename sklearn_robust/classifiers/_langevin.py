@@ -7,7 +7,8 @@ import math
 from ..attacks._langevin import NOISES, LangevinSampler
 from ..attacks._losses import kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import BaseAdversarialClassifier, _check_real
+from ..utils._param_validation import NON_NEGATIVE_REAL, StrOptions
+from ._base import BaseAdversarialClassifier
 
 __all__ = ["LangevinAdvClassifier", "dual_update"]
 
@@ -36,7 +37,7 @@ def dual_update(dual_variable, nominal_loss, *, margin, dual_step_size):
 
     Examples
     --------
-    >>> from sklearn_robust.classifiers._langevin import dual_update
+    >>> from sklearn_robust.classifiers import dual_update
     >>> dual_update(1.0, 0.5, margin=0.1, dual_step_size=0.5)
     1.2
     >>> dual_update(0.01, 0.0, margin=0.1, dual_step_size=0.5)
@@ -192,18 +193,16 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         self.dual_init = dual_init
         self.robust_criterion = robust_criterion
 
-    def _check_params(self):
-        super()._check_params()
-        if self.noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}.")
-        _check_real(self.noise_scale, "noise_scale")
-        _check_real(self.temperature, "temperature", allow_none=True)
-        _check_real(self.margin, "margin")
-        _check_real(self.dual_step_size, "dual_step_size")
-        _check_real(self.dual_init, "dual_init")
-        if self.robust_criterion not in ROBUST_CRITERIA:
-            raise ValueError(f"robust_criterion must be one of {ROBUST_CRITERIA}, "
-                             f"got {self.robust_criterion!r}.")
+    _parameter_constraints = {
+        **BaseAdversarialClassifier._parameter_constraints,
+        "noise": [StrOptions(set(NOISES))],
+        "noise_scale": [NON_NEGATIVE_REAL],
+        "temperature": [NON_NEGATIVE_REAL, None],
+        "margin": [NON_NEGATIVE_REAL],
+        "dual_step_size": [NON_NEGATIVE_REAL],
+        "dual_init": [NON_NEGATIVE_REAL],
+        "robust_criterion": [StrOptions(set(ROBUST_CRITERIA))],
+    }
 
     def default_attack(self):
         """The Langevin sampler (``robust_criterion="ce"``) or the TRADES KL attack."""

@@ -3,19 +3,19 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import inspect
+import numbers
 
 import torch
 import torch.nn.functional as F
 
-from ..attacks._base import BaseAttack
 from ..attacks._local_linearity import LocalLinearityAttack, per_sample_dot
 from ..attacks._projections import flat_norm
 from ..callbacks import LocalLipschitzMonitor
-from ..nn._base import _check_dropout
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._validation import check_clip_box, check_eps, check_norm
+from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
+                                       Interval, StrOptions)
 from ._adversarial import adversarial_loss
-from ._base import BaseAdversarialClassifier, _check_int, _check_real
+from ._base import BaseAdversarialClassifier
 from ._trades import trades_loss
 
 __all__ = ["LipschitzDropoutClassifier", "rst_objective", "llr_objective",
@@ -344,30 +344,24 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
         self.lipschitz_eval_size = lipschitz_eval_size
 
     # ------------------------------------------------------------------ params
+    _parameter_constraints = {
+        **BaseAdversarialClassifier._parameter_constraints,
+        "n_steps": [POSITIVE_INT, None],  # None: the method's own default
+        "method": [StrOptions(set(METHODS))],
+        **{name: [NON_NEGATIVE_REAL]
+           for name in ("beta", "rst_lambda", "llr_lambda", "llr_mu", "gr_lambda")},
+        "gr_h": [POSITIVE_REAL],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left"), None],
+        "lipschitz_eval_size": [POSITIVE_INT, None],
+    }
+
     def _check_params(self):
-        check_eps(self.eps)
-        check_norm(self.norm)
-        check_clip_box(self.clip_min, self.clip_max)
-        if self.n_steps is not None:
-            _check_int(self.n_steps, "n_steps")
-        _check_real(self.step_size, "step_size", allow_none=True, strict=True)
-        if self.attack is not None and not isinstance(self.attack, BaseAttack):
-            raise TypeError("attack must be None or an attack of "
-                            f"sklearn_robust.attacks, got {self.attack!r}.")
-        if not isinstance(self.method, str) or self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}.")
-        for name in ("beta", "rst_lambda", "llr_lambda", "llr_mu", "gr_lambda"):
-            _check_real(getattr(self, name), name)
-        _check_real(self.gr_h, "gr_h", strict=True)
-        if self.dropout is not None:
-            _check_dropout(self.dropout)
-        if self.lipschitz_eval_size is not None:
-            _check_int(self.lipschitz_eval_size, "lipschitz_eval_size")
-            if self.eps == 0:
-                raise ValueError(
-                    "lipschitz_eval_size needs eps > 0 (the Lipschitz radius is eps); "
-                    "to monitor a naturally trained net, pass "
-                    "callbacks=[LocalLipschitzMonitor(eps=...)] instead.")
+        super()._check_params()
+        if self.lipschitz_eval_size is not None and self.eps == 0:
+            raise ValueError(
+                "lipschitz_eval_size needs eps > 0 (the Lipschitz radius is eps); "
+                "to monitor a naturally trained net, pass "
+                "callbacks=[LocalLipschitzMonitor(eps=...)] instead.")
         if self.method == "gr" and self.attack is not None:
             raise ValueError("method='gr' uses no attack; attack must be None.")
 

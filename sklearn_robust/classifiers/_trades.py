@@ -4,7 +4,8 @@
 
 from ..attacks._losses import kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import BaseAdversarialClassifier, _check_real
+from ..utils._param_validation import NON_NEGATIVE_REAL
+from ._base import BaseAdversarialClassifier
 
 __all__ = ["TRADESClassifier", "trades_loss"]
 
@@ -12,7 +13,7 @@ __all__ = ["TRADESClassifier", "trades_loss"]
 def trades_loss(net, X, X_adv, y, *, beta, weights=None, **fit_params):
     """The TRADES objective ``criterion(f(x), y) + beta * KL(f(x) || f(x_adv))``.
 
-    The KL term is :func:`sklearn_robust.attacks._losses.kl_loss` averaged over
+    The KL term is :func:`sklearn_robust.attacks.kl_loss` averaged over
     the batch; both forward passes (in the module's current mode, train mode
     during fit) carry gradients, ``X_adv`` is a constant.
 
@@ -121,9 +122,8 @@ class TRADESClassifier(BaseAdversarialClassifier):
         super().__init__(module, **kwargs)
         self.beta = beta
 
-    def _check_params(self):
-        super()._check_params()
-        _check_real(self.beta, "beta")
+    _parameter_constraints = {**BaseAdversarialClassifier._parameter_constraints,
+                              "beta": [NON_NEGATIVE_REAL]}
 
     def default_attack(self):
         """Sign-gradient ascent on KL(f(x) || f(x')) from ``x + 0.001 N(0, I)``."""

@@ -3,7 +3,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import inspect
-import numbers
 import warnings
 
 import numpy as np
@@ -12,39 +11,15 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..attacks import PGD, BaseAttack
+from ..attacks import PGD
 from ..exceptions import DatasetLearningWarning
+from ..utils._param_validation import validate_params
 from ..utils._validation import check_clip_box, check_in_box
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
 
 
 # ------------------------------------------------------------ shared helpers
-
-
-def _check_int(value, name, low=1, allow_none=False):
-    if value is None and allow_none:
-        return
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < low):
-        raise ValueError(f"{name} must be an integer >= {low}"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
-
-
-def _check_real(value, name, *, strict=True, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            np.isfinite(value) and (value > 0 if strict else value >= 0)):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0"
-                         f"{' or None' if allow_none else ''}, got {value!r}.")
-
-
-def _check_device(device):
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must name a torch device, got {device!r}.") from exc
 
 
 def _adam_step(x, grad, m, v, t, lr, beta1=0.9, beta2=0.999, tiny=1e-8):
@@ -87,23 +62,25 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     Subclasses implement ``_learn(X, y) -> (X_robust, y_robust)`` (run with
     autograd enabled), ``_is_same_size()`` (True when the learned set holds the
-    input rows, in order, with their labels) and, optionally, ``_check_params()``
-    (run before the data are validated).
+    input rows, in order, with their labels) and declare the constraints of their
+    parameters in ``_parameter_constraints`` (scikit-learn's style), checked before
+    the data are validated; checks that are no simple constraint extend
+    ``_check_params()`` (calling ``super()``).
     """
 
     # read by sklearn_robust.utils._views: the step is the identity at predict time
     _is_identity_at_transform = True
 
+    _parameter_constraints = {}
+
     def _check_params(self):
-        """Validate the parameters (subclasses override); called before the data."""
+        """Validate the declared constraints; called before the data."""
+        validate_params(self)
 
     def _check_attack(self):
-        """``attack`` is None or an attack; say which parameters it makes unused."""
+        """Say which parameters a given ``attack`` makes unused."""
         if self.attack is None:
             return
-        if not isinstance(self.attack, BaseAttack):
-            raise TypeError("attack must be None or an attack of "
-                            f"sklearn_robust.attacks, got {self.attack!r}.")
         defaults = inspect.signature(type(self).__init__).parameters
         ignored = [name for name in ("n_steps", "step_size")
                    if getattr(self, name) != defaults[name].default]

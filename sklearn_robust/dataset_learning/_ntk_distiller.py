@@ -11,13 +11,16 @@ import numbers
 import numpy as np
 import torch
 
+from ..attacks._base import ATTACK_CONSTRAINT
 from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
 from ..kernels._conv import as_images
-from ..utils._torch import seed_from_random_state
-from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import (BaseRobustDataset, _adam_step, _change_bounds, _check_device,
-                    _check_int, _check_real)
+from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
+                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
+                                       InstanceOf, Interval, StrOptions, TorchDevice)
+from ..utils._torch import seed_from_random_state
+from ..utils._validation import check_clip_box
+from ._base import BaseRobustDataset, _adam_step, _change_bounds
 
 __all__ = ["NTKRobustDistiller", "krr_predict", "krr_mse"]
 
@@ -347,34 +350,33 @@ class NTKRobustDistiller(BaseRobustDataset):
         self.verbose = verbose
 
     # ------------------------------------------------------------ checks
+    _parameter_constraints = {
+        **THREAT_CONSTRAINTS,
+        "kernel": [StrOptions({"fc", "conv"}),
+                   InstanceOf((FCKernel, ConvKernel),
+                              "an FCKernel/ConvKernel instance")],
+        "get": [StrOptions({"ntk", "nngp"})],
+        "ridge": [NON_NEGATIVE_REAL],
+        "n_support": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "target_batch_size": [POSITIVE_INT],
+        "support_batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "max_iter": [POSITIVE_INT],
+        "lr": [POSITIVE_REAL],
+        "n_steps": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "learn_labels": ["boolean"],
+        "clean_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "max_change": [NON_NEGATIVE_REAL, None],
+        "dtype": [StrOptions(set(_DTYPES))],
+        "verbose": [NON_NEGATIVE_INT],
+        "device": [TorchDevice()],
+        "attack": ATTACK_CONSTRAINT,
+    }
+
     def _check_params(self):
-        check_eps(self.eps)
-        check_norm(self.norm)
+        super()._check_params()
         check_clip_box(self.clip_min, self.clip_max)
-        if self.get not in ("ntk", "nngp"):
-            raise ValueError(f"get must be 'ntk' or 'nngp', got {self.get!r}.")
-        _check_real(self.ridge, "ridge", strict=False)
-        _check_int(self.n_support, "n_support", low=2, allow_none=True)
-        _check_int(self.target_batch_size, "target_batch_size")
-        _check_int(self.support_batch_size, "support_batch_size", low=2)
-        _check_int(self.max_iter, "max_iter")
-        _check_real(self.lr, "lr")
-        _check_int(self.n_steps, "n_steps")
-        _check_real(self.step_size, "step_size", allow_none=True)
-        if not isinstance(self.learn_labels, (bool, np.bool_)):
-            raise TypeError(f"learn_labels must be a bool, got {self.learn_labels!r}.")
-        if (isinstance(self.clean_weight, bool)
-                or not isinstance(self.clean_weight, numbers.Real)
-                or not 0.0 <= self.clean_weight <= 1.0):
-            raise ValueError(f"clean_weight must be a number in [0, 1], got "
-                             f"{self.clean_weight!r}.")
-        _check_real(self.max_change, "max_change", strict=False, allow_none=True)
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got "
-                             f"{self.dtype!r}.")
         self._check_attack()
-        _check_int(self.verbose, "verbose", low=0)
-        _check_device(self.device)
         self._make_kernel()
 
     def _make_kernel(self):
@@ -382,10 +384,7 @@ class NTKRobustDistiller(BaseRobustDataset):
             return self.kernel
         if self.kernel == "fc":
             return FCKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
-        if self.kernel == "conv":
-            return ConvKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
-        raise ValueError("kernel must be 'fc', 'conv' or an FCKernel/ConvKernel "
-                         f"instance, got {self.kernel!r}.")
+        return ConvKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
 
     def _validate_fit(self, X, y):
         X, y = super()._validate_fit(X, y)

@@ -13,10 +13,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..classifiers import AdversarialClassifier, BaseAdversarialClassifier
-from ..utils._torch import eval_mode, module_device, seed_from_random_state
-from ..utils._validation import check_clip_box, check_eps
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import BaseRobustDataset, _check_device, _check_int, _check_real
+from ..utils._param_validation import (NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL,
+                                       THREAT_CONSTRAINTS, InstanceOf, StrOptions,
+                                       TorchDevice)
+from ..utils._torch import eval_mode, module_device, seed_from_random_state
+from ..utils._validation import check_clip_box
+from ._base import BaseRobustDataset
 
 __all__ = ["RobustFeatureDataset"]
 
@@ -305,6 +308,19 @@ torch.nn.Module, default=None
         self.verbose = verbose
 
     # ---------------------------------------------------------------- checks
+    _parameter_constraints = {
+        "eps": THREAT_CONSTRAINTS["eps"],
+        "clip_min": THREAT_CONSTRAINTS["clip_min"],
+        "clip_max": THREAT_CONSTRAINTS["clip_max"],
+        "layer": [None, InstanceOf(str, "the name of a sub-module")],
+        "init": [StrOptions(set(_INITS))],
+        "max_iter": [POSITIVE_INT],
+        "lr": [POSITIVE_REAL],
+        "batch_size": [POSITIVE_INT],
+        "verbose": [NON_NEGATIVE_INT],
+        "device": [TorchDevice()],
+    }
+
     def _check_params(self):
         est = self.estimator
         if not (est is None or isinstance(est, (torch.nn.Module,
@@ -314,18 +330,8 @@ torch.nn.Module, default=None
                 "estimator must be None, a classifier of sklearn_robust (fitted or "
                 "not), a fitted skorch net or a torch.nn.Module; got "
                 f"{est!r}.")
-        check_eps(self.eps, "eps")
-        if self.layer is not None and not isinstance(self.layer, str):
-            raise TypeError("layer must be None or the name of a sub-module, got "
-                            f"{self.layer!r}.")
-        if self.init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
-        _check_int(self.max_iter, "max_iter")
-        _check_real(self.lr, "lr")
-        _check_int(self.batch_size, "batch_size")
+        super()._check_params()
         check_clip_box(self.clip_min, self.clip_max)
-        _check_int(self.verbose, "verbose", low=0)
-        _check_device(self.device)
 
     def _is_same_size(self):
         return True

@@ -13,13 +13,16 @@ import torch.nn.functional as F
 from sklearn.base import clone
 from torch.func import functional_call
 
+from ..attacks._base import ATTACK_CONSTRAINT
 from ..exceptions import DatasetLearningWarning
 from ..nn import MLP
-from ..utils._torch import fork_rng, seed_from_random_state
-from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._docstring import FRAGMENTS, Substitution
-from ._base import (BaseRobustDataset, _adam_step, _change_bounds, _check_device,
-                    _check_int, _check_real)
+from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
+                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
+                                       TorchDevice)
+from ..utils._torch import fork_rng, seed_from_random_state
+from ..utils._validation import check_clip_box
+from ._base import BaseRobustDataset, _adam_step, _change_bounds
 
 __all__ = ["TriLevelDatasetLearner"]
 
@@ -415,28 +418,32 @@ default=None
         """
         return cls(**{**cls._FAST_PARAMS, **params})
 
+    _parameter_constraints = {
+        **THREAT_CONSTRAINTS,
+        "inner_steps": [POSITIVE_INT],
+        "inner_lr": [POSITIVE_REAL],
+        "unrolled_steps": [POSITIVE_INT, None],
+        "max_iter": [POSITIVE_INT],
+        "lr": [POSITIVE_REAL],
+        "batch_size": [POSITIVE_INT],
+        "inner_batch_size": [POSITIVE_INT, None],
+        "n_steps": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "max_change": [NON_NEGATIVE_REAL, None],
+        "verbose": [NON_NEGATIVE_INT],
+        "device": [TorchDevice()],
+        "attack": ATTACK_CONSTRAINT,
+    }
+
     def _check_params(self):
-        check_eps(self.eps)
-        check_norm(self.norm)
+        super()._check_params()
         check_clip_box(self.clip_min, self.clip_max)
-        _check_int(self.inner_steps, "inner_steps")
-        _check_real(self.inner_lr, "inner_lr")
-        _check_int(self.unrolled_steps, "unrolled_steps", allow_none=True)
-        _check_int(self.max_iter, "max_iter")
-        _check_real(self.lr, "lr")
-        _check_int(self.batch_size, "batch_size")
-        _check_int(self.inner_batch_size, "inner_batch_size", allow_none=True)
-        _check_int(self.n_steps, "n_steps")
-        _check_real(self.step_size, "step_size", allow_none=True)
-        _check_real(self.max_change, "max_change", strict=False, allow_none=True)
         if self.init is not None and not (isinstance(self.init, BaseRobustDataset)
                                           and self.init._is_same_size()):
             raise TypeError("init must be None or a same-size robust-dataset learner "
                             "(e.g. NTKRobustDistiller() without n_support), got "
                             f"{self.init!r}.")
         self._check_attack()
-        _check_int(self.verbose, "verbose", low=0)
-        _check_device(self.device)
         _module_specs(self.module)
 
     def _is_same_size(self):

@@ -7,14 +7,14 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ..utils._param_validation import (POSITIVE_INT, POSITIVE_REAL, Interval,
+                                       validate_parameter_constraints)
+
 __all__ = ["make_robust_nonrobust_features"]
 
-
-def _check_int(value, name, low=1):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < low):
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
+_CONSTRAINTS = {"n_samples": [POSITIVE_INT], "n_nonrobust": [POSITIVE_INT],
+                "p": [Interval(numbers.Real, 0.5, 1, closed="right")],
+                "eta": [POSITIVE_REAL, None]}
 
 
 def make_robust_nonrobust_features(n_samples=1000, *, n_nonrobust=50, p=0.9, eta=None,
@@ -78,15 +78,12 @@ def make_robust_nonrobust_features(n_samples=1000, *, n_nonrobust=50, p=0.9, eta
     >>> X.shape, X.dtype, sorted(set(y.tolist()))
     ((200, 11), dtype('float32'), [-1, 1])
     """
-    n_samples = _check_int(n_samples, "n_samples")
-    n_nonrobust = _check_int(n_nonrobust, "n_nonrobust")
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.5 < p <= 1:
-        raise ValueError(f"p must be a number in (0.5, 1], got {p!r}.")
+    validate_parameter_constraints(
+        _CONSTRAINTS, dict(n_samples=n_samples, n_nonrobust=n_nonrobust, p=p, eta=eta),
+        caller_name="make_robust_nonrobust_features")
+    n_samples, n_nonrobust = int(n_samples), int(n_nonrobust)
     if eta is None:
         eta = 3.0 / np.sqrt(n_nonrobust)
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not (
-            np.isfinite(eta) and eta > 0):
-        raise ValueError(f"eta must be a finite number > 0 or None, got {eta!r}.")
     rng = check_random_state(random_state)
     y = np.where(rng.rand(n_samples) < 0.5, -1, 1).astype(np.int64)
     agree = rng.rand(n_samples) < p

@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
 import warnings
 
 import numpy as np
@@ -11,6 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..utils._param_validation import NON_NEGATIVE_REAL, StrOptions, validate_params
 from ._conv import ConvKernel, as_images
 from ._ntk import FCKernel
 
@@ -72,7 +72,7 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_robust.kernels._classifier import solve_kernel_ridge
+    >>> from sklearn_robust.kernels import solve_kernel_ridge
     >>> K = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
     >>> alpha = solve_kernel_ridge(K, torch.tensor([1.0, -1.0], dtype=torch.float64),
     ...                            ridge=0.0)
@@ -127,12 +127,6 @@ class KernelRegressionModule(torch.nn.Module):
     def forward(self, x):
         x = x.to(device=self.alpha.device, dtype=self.alpha.dtype)
         return self.kernel(x, self.X_fit, get=self.get) @ self.alpha
-
-
-def _check_real(value, name, *, low=0.0):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            np.isfinite(value) and value >= low):
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}.")
 
 
 class NTKClassifier(ClassifierMixin, BaseEstimator):
@@ -280,12 +274,14 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
             return _DTYPES[self.dtype]
         raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
 
+    # the kernel's own parameters (depth, W_std, ...) are checked by the kernel
+    _parameter_constraints = {"kernel": [StrOptions(set(_KERNELS))],
+                              "ridge": [NON_NEGATIVE_REAL]}
+
     def _make_kernel(self):
-        if self.kernel not in _KERNELS:
-            raise ValueError(f"kernel must be one of {_KERNELS}, got {self.kernel!r}.")
-        if self.get not in ("ntk", "nngp"):
+        validate_params(self)
+        if self.get not in ("ntk", "nngp"):  # the kernels' wording for get
             raise ValueError(f"get must be 'ntk' or 'nngp', got {self.get!r}.")
-        _check_real(self.ridge, "ridge")
         if self.kernel == "fc":
             return FCKernel(self.depth, W_std=self.W_std, b_std=self.b_std)
         return ConvKernel(self.depth, W_std=self.W_std, b_std=self.b_std,

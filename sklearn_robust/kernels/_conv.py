@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ._ntk import (_BaseKernel, _check_depth, _check_get, _check_std, _dense, _pack,
-                   _prepare_pair, relu_step, std_of)
+from ..utils._param_validation import POSITIVE_INT, StrOptions
+from ._ntk import (_BaseKernel, _check_get, _dense, _pack, _prepare_pair, relu_step,
+                   std_of)
 
 __all__ = ["ConvKernel", "conv_kernel"]
 
@@ -84,12 +85,6 @@ def _position_eye(images):
     """Boolean ``(H, W, H, W)`` mask of equal pixel positions."""
     H, W = images.shape[-2:]
     return _eye(H * W, images.device).reshape(H, W, H, W)
-
-
-def _check_pooling(pooling):
-    if pooling not in _POOLINGS:
-        raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}.")
-    return pooling
 
 
 def _check_input_shape(input_shape):
@@ -219,18 +214,15 @@ class ConvKernel(_BaseKernel):
     """
 
     _param_names = ("depth", "W_std", "b_std", "pooling", "input_shape", "batch_size")
+    _parameter_constraints = {**_BaseKernel._parameter_constraints,
+                              "pooling": [StrOptions(set(_POOLINGS))],
+                              "batch_size": [None, POSITIVE_INT]}
 
     def __init__(self, depth=1, *, W_std=2 ** 0.5, b_std=0.1, pooling="gap",
                  input_shape=None, batch_size=None):
-        self.depth = _check_depth(depth)
-        self.W_std = _check_std(W_std, "W_std", strict=True)
-        self.b_std = _check_std(b_std, "b_std", strict=False)
-        self.pooling = _check_pooling(pooling)
+        self._set_params(depth=depth, W_std=W_std, b_std=b_std, pooling=pooling,
+                         batch_size=batch_size)
         self.input_shape = _check_input_shape(input_shape)
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-                batch_size, numbers.Integral) or batch_size < 1):
-            raise ValueError(f"batch_size must be None or an integer >= 1, got "
-                             f"{batch_size!r}.")
         self.batch_size = None if batch_size is None else int(batch_size)
 
     # ----------------------------------------------------------------- public

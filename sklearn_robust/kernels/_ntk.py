@@ -10,10 +10,12 @@ normal ``W`` and ``b``.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
-import numbers
 
 import numpy as np
 import torch
+
+from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
+                                       POSITIVE_REAL, validate_params)
 
 __all__ = ["FCKernel", "fc_kernel"]
 
@@ -26,21 +28,6 @@ _GETS = ("nngp", "ntk")
 
 
 # --------------------------------------------------------------------- checks
-def _check_depth(depth):
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
-        raise ValueError(f"depth must be an integer >= 0, got {depth!r}.")
-    return int(depth)
-
-
-def _check_std(value, name, *, strict):
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-          and np.isfinite(value) and (value > 0 if strict else value >= 0))
-    if not ok:
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} 0, got {value!r}.")
-    return float(value)
-
-
 def _check_get(get):
     """Return ``(names, as_tuple)`` for a ``get`` argument."""
     if isinstance(get, str):
@@ -156,6 +143,19 @@ class _BaseKernel:
     """Shared plumbing of the infinite-width kernels (parameters, repr, equality)."""
 
     _param_names = ()
+    _parameter_constraints = {"depth": [NON_NEGATIVE_INT], "W_std": [POSITIVE_REAL],
+                              "b_std": [NON_NEGATIVE_REAL]}
+
+    def _set_params(self, **params):
+        """Store ``params`` and validate them against ``_parameter_constraints``.
+
+        Called by ``__init__``: a kernel is an immutable value, not an estimator.
+        """
+        for name, value in params.items():
+            setattr(self, name, value)
+        validate_params(self)
+        self.depth, self.W_std, self.b_std = (int(self.depth), float(self.W_std),
+                                              float(self.b_std))
 
     def get_params(self):
         """The kernel's parameters as a dict."""
@@ -254,9 +254,7 @@ class FCKernel(_BaseKernel):
     _param_names = ("depth", "W_std", "b_std")
 
     def __init__(self, depth=1, *, W_std=2 ** 0.5, b_std=0.1):
-        self.depth = _check_depth(depth)
-        self.W_std = _check_std(W_std, "W_std", strict=True)
-        self.b_std = _check_std(b_std, "b_std", strict=False)
+        self._set_params(depth=depth, W_std=W_std, b_std=b_std)
 
     def __call__(self, X1, X2=None, *, get="ntk", diag=False):
         """Evaluate the kernel.

@@ -251,7 +251,8 @@ def load_sets(path, key):
         if meta["key"] != key:
             raise SystemExit(f"--sets-cache {path} was written with other settings:\n"
                              f"  {meta['key']}\nnow:\n  {key}")
-        learned = {n: dict(r, X=f[f"X_{n}"], y=f[f"y_{n}"])
+        learned = {n: dict(r, X=f[f"X_{n}"], y=f[f"y_{n}"],
+                           base_idx=f[f"idx_{n}"] if f"idx_{n}" in f else None)
                    for n, r in meta["sets"].items()}
     return learned, meta["written_utc"]
 
@@ -263,7 +264,9 @@ def save_sets(path, key, learned):
     arrays, sets = {}, {}
     for n, r in learned.items():
         arrays[f"X_{n}"], arrays[f"y_{n}"] = np.asarray(r["X"]), np.asarray(r["y"])
-        sets[n] = {k: v for k, v in r.items() if k not in ("X", "y")}
+        if r.get("base_idx") is not None:
+            arrays[f"idx_{n}"] = np.asarray(r["base_idx"])
+        sets[n] = {k: v for k, v in r.items() if k not in ("X", "y", "base_idx")}
     meta = {"key": key, "sets": _jsonable(sets),
             "written_utc": datetime.datetime.now(datetime.timezone.utc)
             .strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -295,8 +295,8 @@ def learn_sets(names, setup, X, y, args, isolate, key):
                  if res.get("loss_start10") is not None else "")
               + "".join(f"\n  warning: {w}" for w in res.get("warnings", [])),
               flush=True)
-    if args.sets_cache and todo:
-        save_sets(args.sets_cache, key, learned)
+        if args.sets_cache:     # after every set: an interrupted run keeps them
+            save_sets(args.sets_cache, key, learned)
     return {n: learned[n] for n in names}, note
 
 

@@ -2,14 +2,26 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from . import attacks, callbacks, datasets, kernels, metrics, nn, utils
-from . import dataset_learning
-from .classifiers import AdversarialClassifier, TRADESClassifier
-from .classifiers import GAIRATClassifier, GAIRTRADESClassifier
-from .classifiers import LangevinAdvClassifier
-from .classifiers import LipschitzDropoutClassifier
-from .kernels import NTKClassifier
+from . import (
+    attacks,
+    callbacks,
+    dataset_learning,
+    datasets,
+    kernels,
+    metrics,
+    nn,
+    utils,
+)
+from .classifiers import (
+    AdversarialClassifier,
+    GAIRATClassifier,
+    GAIRTRADESClassifier,
+    LangevinAdvClassifier,
+    LipschitzDropoutClassifier,
+    TRADESClassifier,
+)
 from .dataset_learning import NTKRobustDistiller, TriLevelDatasetLearner
+from .kernels import NTKClassifier
 
 __version__ = "0.1.0.dev0"
 

@@ -19,7 +19,8 @@ class GradientMaskingWarning(UserWarning):
 
 
 class BlackBoxAttackWarning(UserWarning):
-    """The estimator has no differentiable view and was scored with a black-box attack."""
+    """The estimator has no differentiable view and was scored with a black-box
+    attack."""
 
 
 class DatasetLearningWarning(UserWarning):

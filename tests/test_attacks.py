@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_robust.attacks import (FGSM, PGD, LocalLinearityAttack, cw_loss, dlr_loss,
-                                    kl_loss)
+from sklearn_robust.attacks import (
+    FGSM,
+    PGD,
+    LocalLinearityAttack,
+    cw_loss,
+    dlr_loss,
+    kl_loss,
+)
 from sklearn_robust.attacks._projections import flat_norm, project, random_init
 from sklearn_robust.utils.estimator_checks import attack_checks
 
@@ -54,7 +60,8 @@ def test_pgd_without_random_start_equals_hand_iteration():
         (g,) = torch.autograd.grad(loss, xa)
         xa = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - eps), x + eps)
         xa = xa.clamp(0, 1)
-    out = PGD(eps=eps, n_steps=4, step_size=alpha, random_start=False).perturb(model, x, y)
+    out = PGD(eps=eps, n_steps=4, step_size=alpha,
+              random_start=False).perturb(model, x, y)
     assert torch.allclose(out, xa, atol=1e-6)
 
 

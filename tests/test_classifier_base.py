@@ -7,9 +7,14 @@ import torch
 from sklearn.base import clone
 
 import sklearn_robust.classifiers._base as base
-from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,
-                            GAIRTRADESClassifier, LangevinAdvClassifier,
-                            LipschitzDropoutClassifier, TRADESClassifier)
+from sklearn_robust import (
+    AdversarialClassifier,
+    GAIRATClassifier,
+    GAIRTRADESClassifier,
+    LangevinAdvClassifier,
+    LipschitzDropoutClassifier,
+    TRADESClassifier,
+)
 from sklearn_robust.attacks import PGD
 from sklearn_robust.datasets import load_digits_images
 

@@ -75,7 +75,8 @@ def test_pgd_at_equals_hand_written_madry_loop(small_digits):
             xa.requires_grad_(True)
             loss = torch.nn.functional.cross_entropy(module(xa), yb, reduction="sum")
             (g,) = torch.autograd.grad(loss, xa)
-            xa = torch.min(torch.max(xa.detach() + alpha * g.sign(), xb - eps), xb + eps)
+            xa = torch.min(torch.max(xa.detach() + alpha * g.sign(), xb - eps),
+                           xb + eps)
             xa = xa.clamp(0, 1)
         module.train()
         opt.zero_grad()

@@ -2,9 +2,14 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,
-                            GAIRTRADESClassifier, LangevinAdvClassifier,
-                            LipschitzDropoutClassifier, TRADESClassifier)
+from sklearn_robust import (
+    AdversarialClassifier,
+    GAIRATClassifier,
+    GAIRTRADESClassifier,
+    LangevinAdvClassifier,
+    LipschitzDropoutClassifier,
+    TRADESClassifier,
+)
 
 # small, fast configurations; the checks use unscaled data, so the box is opened
 FAST = dict(clip_min=None, clip_max=None, max_epochs=2, n_steps=2, eps=0.1,

@@ -98,8 +98,10 @@ def test_fit_transform_and_fit_resample_take_no_fit_parameters(small_digits):
 # ------------------------------------------------------- attack= of the learners
 
 def _learners():
-    from sklearn_robust.dataset_learning import (NTKRobustDistiller,
-                                                 TriLevelDatasetLearner)
+    from sklearn_robust.dataset_learning import (
+        NTKRobustDistiller,
+        TriLevelDatasetLearner,
+    )
     from sklearn_robust.nn import MLP
 
     return [NTKRobustDistiller(eps=0.1, max_iter=3, target_batch_size=40, n_steps=3,

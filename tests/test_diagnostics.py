@@ -114,7 +114,8 @@ def test_zero_gradients_fire(small_digits):
 def test_probabilities_and_randomness_fire(small_digits):
     X, X_test, y, y_test = small_digits
     linear = torch.nn.Linear(64, 10)
-    probs = TorchModelEstimator(torch.nn.Sequential(linear, torch.nn.Softmax(dim=1)), 10)
+    probs = TorchModelEstimator(
+        torch.nn.Sequential(linear, torch.nn.Softmax(dim=1)), 10)
     with pytest.warns(NotLogitsWarning):
         report = gradient_masking_report(probs, X_test, y_test, eps=0.1, n_samples=20,
                                          checks=["probabilities", "randomized"])

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_robust.metrics import RobustnessCurveDisplay, robust_accuracy_score
@@ -31,7 +30,8 @@ def test_from_estimator_plots_several_curves_to_file(small_digits, tmp_path):
 
 def test_from_predictions_sorts_and_validates():
     disp = RobustnessCurveDisplay.from_predictions([0.2, 0.0], [0.3, 0.9], name="x")
-    assert disp.eps.tolist() == [0.0, 0.2] and disp.robust_accuracy.tolist() == [0.9, 0.3]
+    assert disp.eps.tolist() == [0.0, 0.2]
+    assert disp.robust_accuracy.tolist() == [0.9, 0.3]
     with pytest.raises(ValueError, match="eps"):
         RobustnessCurveDisplay.from_predictions([-0.1, 0.1], [0.5, 0.4])
     with pytest.raises(ValueError, match="same length"):

@@ -11,8 +11,12 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.dataset import ValidSplit
 
-from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,
-                            GAIRTRADESClassifier, TRADESClassifier)
+from sklearn_robust import (
+    AdversarialClassifier,
+    GAIRATClassifier,
+    GAIRTRADESClassifier,
+    TRADESClassifier,
+)
 from sklearn_robust.attacks import PGD
 from sklearn_robust.attacks._losses import kl_loss
 from sklearn_robust.classifiers import gair_weights

@@ -22,8 +22,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch.func import jacrev
 
-from sklearn_robust.kernels import (ConvKernel, FCKernel, NTKClassifier, conv_kernel,
-                                    fc_kernel)
+from sklearn_robust.kernels import (
+    ConvKernel,
+    FCKernel,
+    NTKClassifier,
+    conv_kernel,
+    fc_kernel,
+)
 from sklearn_robust.kernels._classifier import centered_one_hot, solve_kernel_ridge
 from sklearn_robust.metrics import robust_accuracy_score
 from sklearn_robust.utils._views import get_torch_view

@@ -9,8 +9,12 @@ from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardSca
 
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.attacks import FGSM, PGD
-from sklearn_robust.metrics import (RobustScorer, make_robust_scorer,
-                                    robust_accuracy_score, robust_correct)
+from sklearn_robust.metrics import (
+    RobustScorer,
+    make_robust_scorer,
+    robust_accuracy_score,
+    robust_correct,
+)
 from sklearn_robust.utils._views import get_torch_view
 
 FAST = dict(eps=0.1, n_steps=3, step_size=0.05, max_epochs=3, random_state=0)

@@ -15,11 +15,19 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.attacks import PGD
 from sklearn_robust.dataset_learning import NTKRobustDistiller, RobustDatasetSampler
-from sklearn_robust.dataset_learning._ntk_distiller import (_KRRModule,
-                                                            _per_sample_mse, krr_mse,
-                                                            krr_predict)
-from sklearn_robust.kernels import (ConvKernel, FCKernel, NTKClassifier,
-                                    centered_one_hot, solve_kernel_ridge)
+from sklearn_robust.dataset_learning._ntk_distiller import (
+    _KRRModule,
+    _per_sample_mse,
+    krr_mse,
+    krr_predict,
+)
+from sklearn_robust.kernels import (
+    ConvKernel,
+    FCKernel,
+    NTKClassifier,
+    centered_one_hot,
+    solve_kernel_ridge,
+)
 from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
 from sklearn_robust.nn import MLP
 
@@ -107,7 +115,8 @@ def test_same_size_mode_contract(digits_small):
     # at most lr * (1 - beta1) / sqrt(1 - beta2) ~= 3.2 lr
     assert np.abs(X_robust - X).max() <= FAST["max_iter"] * 3.2 * distiller.lr
     np.testing.assert_array_equal(distiller.transform(X[:5]), X[:5])
-    assert distiller.loss_history_.shape == (3,) == distiller.adversarial_loss_history_.shape
+    assert (distiller.loss_history_.shape == (3,)
+            == distiller.adversarial_loss_history_.shape)
     np.testing.assert_allclose(distiller.Y_robust_,
                                centered_one_hot(np.searchsorted(distiller.classes_, y),
                                                 10).numpy(), atol=1e-7)
@@ -318,7 +327,8 @@ def test_distillation_lowers_adversarial_loss_of_the_kernel_predictor(small_digi
     assert acc_after > acc_before + 0.02
     assert after < 0.92 * kip
     # the outer objective went down during learning
-    assert distiller.loss_history_[-10:].mean() < 0.6 * distiller.loss_history_[:10].mean()
+    history = distiller.loss_history_
+    assert history[-10:].mean() < 0.6 * history[:10].mean()
 
 
 def test_naturally_trained_network_on_distilled_set_beats_its_controls(digits_split):

@@ -1,4 +1,5 @@
-"""The declarative parameter validation and the one door to scikit-learn's private API."""
+"""The declarative parameter validation and the one door to scikit-learn's
+private API."""
 
 import ast
 import math
@@ -13,9 +14,13 @@ import sklearn_robust
 from sklearn_robust import AdversarialClassifier, LipschitzDropoutClassifier
 from sklearn_robust.attacks import PGD
 from sklearn_robust.nn import MLP
-from sklearn_robust.utils._param_validation import (POSITIVE_INT, Interval,
-                                                    InvalidParameterError, StrOptions,
-                                                    validate_parameter_constraints)
+from sklearn_robust.utils._param_validation import (
+    POSITIVE_INT,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 PACKAGE = Path(sklearn_robust.__file__).parent
 DOOR = PACKAGE / "utils" / "_sklearn_private.py"

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from sklearn.base import clone
+from sklearn.datasets import load_digits
 from sklearn.linear_model import RidgeClassifier
 
 from sklearn_robust.attacks import (

@@ -14,10 +14,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.dataset_learning import TriLevelDatasetLearner
-from sklearn_robust.dataset_learning._trilevel import (unrolled_adversarial_loss,
-                                                       unrolled_train)
-from sklearn_robust.exceptions import DatasetLearningWarning
+from sklearn_robust.dataset_learning._trilevel import (
+    unrolled_adversarial_loss,
+    unrolled_train,
+)
 from sklearn_robust.datasets import make_robust_nonrobust_features
+from sklearn_robust.exceptions import DatasetLearningWarning
 from sklearn_robust.metrics import robust_accuracy_score
 from sklearn_robust.nn import MLP
 

@@ -6,9 +6,9 @@ import numbers
 
 import torch
 
+from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ..utils._torch import per_sample
 from ._base import BaseAttack
-from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ._losses import get_loss, targeted_dlr_loss
 from ._projections import ascent_step, clip_to_box, project, random_init
 

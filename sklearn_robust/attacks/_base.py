@@ -130,8 +130,8 @@ class BaseAttack(BaseEstimator):
         y = y.long()
         if x.ndim < 2 or x.shape[0] != y.shape[0]:
             raise ValueError(
-                f"X must have shape (n_samples, ...) with n_samples == len(y); got X of "
-                f"shape {tuple(x.shape)} and {y.shape[0]} labels.")
+                "X must have shape (n_samples, ...) with n_samples == len(y); got X "
+                f"of shape {tuple(x.shape)} and {y.shape[0]} labels.")
         check_finite_tensor(x)
         check_in_box(x, self.clip_min, self.clip_max)
 

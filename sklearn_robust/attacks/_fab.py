@@ -6,8 +6,8 @@ import numbers
 
 import torch
 
-from ..utils._torch import per_sample
 from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
+from ..utils._torch import per_sample
 from ._base import BaseAttack
 from ._projections import clip_to_box
 

@@ -6,8 +6,12 @@ import math
 
 import torch
 
-from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
-                                       StrOptions)
+from ..utils._param_validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    StrOptions,
+)
 from ._ascent import ascend
 from ._base import BaseAttack
 from ._projections import ascent_step, normal_start

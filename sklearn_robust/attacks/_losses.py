@@ -74,4 +74,5 @@ def get_loss(loss):
         return LOSSES[loss]
     except (KeyError, TypeError):
         raise ValueError(
-            f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}.") from None
+            f"loss must be one of {sorted(LOSSES)} or a callable, got {loss!r}."
+        ) from None

@@ -1,4 +1,5 @@
-"""Projected gradient descent (Madry et al., 2018) and FGSM (Goodfellow et al., 2015)."""
+"""Projected gradient descent (Madry et al., 2018) and FGSM (Goodfellow et al.,
+2015)."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 

@@ -2,11 +2,11 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from ..callbacks import LocalLipschitzMonitor  # public here before callbacks existed
 from ._adversarial import AdversarialClassifier
 from ._base import BaseAdversarialClassifier
 from ._gairat import GAIRATClassifier, GAIRTRADESClassifier, gair_weights
 from ._langevin import LangevinAdvClassifier, dual_update
-from ..callbacks import LocalLipschitzMonitor  # public here before callbacks existed
 from ._lipschitz import LipschitzDropoutClassifier
 from ._trades import TRADESClassifier
 

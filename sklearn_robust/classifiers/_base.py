@@ -20,8 +20,12 @@ from torch.utils.data import DataLoader
 from ..attacks import PGD
 from ..attacks._base import ATTACK_CONSTRAINT
 from ..nn import default_module
-from ..utils._param_validation import (POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
-                                       validate_params)
+from ..utils._param_validation import (
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    THREAT_CONSTRAINTS,
+    validate_params,
+)
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_in_box
@@ -366,7 +370,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             needs = {"input_shape", "n_classes"}
         elif isinstance(module, type):
             names = inspect.signature(module.__init__).parameters
-            needs = {n for n in ("input_shape", "n_classes") if n in names} - set(kwargs)
+            needs = ({n for n in ("input_shape", "n_classes") if n in names}
+                     - set(kwargs))
         if needs and not hasattr(self, "input_shape_"):
             raise ValueError(
                 f"{type(self).__name__} needs the training data to build its module "
@@ -387,7 +392,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             self.input_shape_ = tuple(X.shape[1:])
         elif tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on {self.input_shape_}.")
+                             f"{type(self).__name__} was fitted on "
+                             f"{self.input_shape_}.")
 
     def _check_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)

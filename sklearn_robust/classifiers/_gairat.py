@@ -14,9 +14,15 @@ from skorch.callbacks import PrintLog
 from ..attacks._losses import kl_loss
 from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, Interval,
-                                       Options, RealNotInt, StrOptions,
-                                       validate_parameter_constraints)
+from ..utils._param_validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    Interval,
+    Options,
+    RealNotInt,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from ..utils._torch import seed_from_random_state
 from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
 from ._trades import trades_loss

@@ -12,8 +12,13 @@ from ..attacks._local_linearity import LocalLinearityAttack, per_sample_dot
 from ..attacks._projections import flat_norm
 from ..callbacks import LocalLipschitzMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_REAL, POSITIVE_INT, POSITIVE_REAL,
-                                       Interval, StrOptions)
+from ..utils._param_validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    Interval,
+    StrOptions,
+)
 from ._adversarial import adversarial_loss
 from ._base import BaseAdversarialClassifier
 from ._trades import trades_loss

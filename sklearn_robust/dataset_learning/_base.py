@@ -178,13 +178,14 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
             The robust training inputs, row ``i`` replacing ``X[i]`` (label ``y[i]``).
         """
         if y is None:
-            raise ValueError(f"{type(self).__name__} needs y to learn a robust dataset.")
+            raise ValueError(
+                f"{type(self).__name__} needs y to learn a robust dataset.")
         self.fit(X, y)
         if not self._is_same_size():
             raise ValueError(
                 f"{type(self).__name__} is in support-set mode (it learned "
-                f"{len(self.X_robust_)} rows or new labels from {len(y)} rows), which a "
-                "scikit-learn Pipeline cannot pass on. Read the learned set from "
+                f"{len(self.X_robust_)} rows or new labels from {len(y)} rows), which "
+                "a scikit-learn Pipeline cannot pass on. Read the learned set from "
                 "X_robust_/y_robust_, or wrap the transformer in "
                 "sklearn_robust.dataset_learning.RobustDatasetSampler and use it in an "
                 "imbalanced-learn Pipeline (fit_resample).")
@@ -209,7 +210,8 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
                           copy=True)
         if tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on {self.input_shape_}.")
+                             f"{type(self).__name__} was fitted on "
+                             f"{self.input_shape_}.")
         return X
 
     def _is_same_size(self):

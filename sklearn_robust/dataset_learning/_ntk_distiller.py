@@ -15,9 +15,17 @@ from ..attacks._base import ATTACK_CONSTRAINT
 from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
 from ..kernels._conv import as_images
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
-                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
-                                       InstanceOf, Interval, StrOptions, TorchDevice)
+from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    THREAT_CONSTRAINTS,
+    InstanceOf,
+    Interval,
+    StrOptions,
+    TorchDevice,
+)
 from ..utils._torch import seed_from_random_state
 from ..utils._validation import check_clip_box
 from ._base import BaseRobustDataset, _adam_step, _change_bounds
@@ -74,7 +82,8 @@ class _KRRModule(torch.nn.Module):
 
     def __init__(self, kernel, X_support, alpha, get):
         super().__init__()
-        self.kernel, self.X_support, self.alpha, self.get = kernel, X_support, alpha, get
+        self.kernel, self.X_support = kernel, X_support
+        self.alpha, self.get = alpha, get
 
     def forward(self, x):
         x = x.to(self.X_support.dtype)
@@ -174,12 +183,12 @@ class NTKRobustDistiller(BaseRobustDataset):
     step_size : float or None, default=None
         PGD step length; ``None`` uses ``2.5 * eps / n_steps``.
     attack : None or attack of :mod:`sklearn_robust.attacks`, default=None
-        The attack of the inner maximisation: ``None`` builds PGD from ``n_steps`` and
-        ``step_size`` (on the outer squared error, uniform random start); an attack is cloned,
-        takes the learner's ``eps``, ``norm`` and clip box and keeps its own
-        procedure (``n_steps`` and ``step_size`` are then ignored, with a
-        warning when they were set). Its random stream comes from
-        ``random_state``.
+        The attack of the inner maximisation: ``None`` builds PGD from
+        ``n_steps`` and ``step_size`` (on the outer squared error, uniform random
+        start); an attack is cloned, takes the learner's ``eps``, ``norm`` and
+        clip box and keeps its own procedure (``n_steps`` and ``step_size`` are
+        then ignored, with a warning when they were set). Its random stream
+        comes from ``random_state``.
     learn_labels : bool, default=False
         Also learn the support's label vectors (KIP's ``LEARN_LABELS``). The
         learned set is then in support-set mode; ``y_robust_`` holds the class

@@ -14,9 +14,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..classifiers import AdversarialClassifier, BaseAdversarialClassifier
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL,
-                                       THREAT_CONSTRAINTS, InstanceOf, StrOptions,
-                                       TorchDevice)
+from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    THREAT_CONSTRAINTS,
+    InstanceOf,
+    StrOptions,
+    TorchDevice,
+)
 from ..utils._torch import eval_mode, module_device, seed_from_random_state
 from ..utils._validation import check_clip_box
 from ._base import BaseRobustDataset

@@ -17,9 +17,14 @@ from ..attacks._base import ATTACK_CONSTRAINT
 from ..exceptions import DatasetLearningWarning
 from ..nn import MLP
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
-                                       POSITIVE_INT, POSITIVE_REAL, THREAT_CONSTRAINTS,
-                                       TorchDevice)
+from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    THREAT_CONSTRAINTS,
+    TorchDevice,
+)
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box
 from ._base import BaseRobustDataset, _adam_step, _change_bounds
@@ -47,10 +52,10 @@ def _module_specs(module):
 def _build_module(spec, input_shape, n_classes):
     """A network with freshly initialised parameters (uses the global torch RNG).
 
-    ``None`` gives an :class:`~sklearn_robust.nn.MLP` with 128 hidden units; a class or factory
-    is called with ``input_shape`` and ``n_classes`` when its signature takes them;
-    an instance is deep-copied and every sub-module's ``reset_parameters()`` is
-    called.
+    ``None`` gives an :class:`~sklearn_robust.nn.MLP` with 128 hidden units; a
+    class or factory is called with ``input_shape`` and ``n_classes`` when its
+    signature takes them; an instance is deep-copied and every sub-module's
+    ``reset_parameters()`` is called.
     """
     if spec is None:
         return MLP(input_shape=input_shape, n_classes=n_classes,

@@ -7,8 +7,12 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ..utils._param_validation import (POSITIVE_INT, POSITIVE_REAL, Interval,
-                                       validate_parameter_constraints)
+from ..utils._param_validation import (
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    Interval,
+    validate_parameter_constraints,
+)
 
 __all__ = ["make_robust_nonrobust_features"]
 

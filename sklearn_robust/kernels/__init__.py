@@ -6,8 +6,12 @@ arguments on any torch device, and a kernel-ridge-regression classifier that
 uses them (white-box attackable through its torch view).
 """
 
-from ._classifier import (KernelRegressionModule, NTKClassifier, centered_one_hot,
-                          solve_kernel_ridge)
+from ._classifier import (
+                          KernelRegressionModule,
+                          NTKClassifier,
+                          centered_one_hot,
+                          solve_kernel_ridge,
+)
 from ._conv import ConvKernel, conv_kernel
 from ._ntk import FCKernel, fc_kernel
 

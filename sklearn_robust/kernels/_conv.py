@@ -20,8 +20,15 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..utils._param_validation import POSITIVE_INT, StrOptions
-from ._ntk import (_BaseKernel, _check_get, _dense, _pack, _prepare_pair, relu_step,
-                   std_of)
+from ._ntk import (
+    _BaseKernel,
+    _check_get,
+    _dense,
+    _pack,
+    _prepare_pair,
+    relu_step,
+    std_of,
+)
 
 __all__ = ["ConvKernel", "conv_kernel"]
 

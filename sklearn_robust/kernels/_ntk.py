@@ -14,8 +14,12 @@ import math
 import numpy as np
 import torch
 
-from ..utils._param_validation import (NON_NEGATIVE_INT, NON_NEGATIVE_REAL,
-                                       POSITIVE_REAL, validate_params)
+from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
+    NON_NEGATIVE_REAL,
+    POSITIVE_REAL,
+    validate_params,
+)
 
 __all__ = ["FCKernel", "fc_kernel"]
 

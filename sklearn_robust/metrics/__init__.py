@@ -4,10 +4,18 @@
 
 from ._diagnostics import GradientMaskingReport, gradient_masking_report
 from ._display import RobustnessCurveDisplay
-from ._lipschitz import (LipschitzScorer, empirical_local_lipschitz,
-                         make_lipschitz_scorer)
-from ._robust import (ATTACK_PRESETS, RobustScorer, make_robust_scorer,
-                      robust_accuracy_score, robust_correct)
+from ._lipschitz import (
+                         LipschitzScorer,
+                         empirical_local_lipschitz,
+                         make_lipschitz_scorer,
+)
+from ._robust import (
+                         ATTACK_PRESETS,
+                         RobustScorer,
+                         make_robust_scorer,
+                         robust_accuracy_score,
+                         robust_correct,
+)
 from ._separation import dataset_separation
 
 __all__ = ["ATTACK_PRESETS", "GradientMaskingReport", "gradient_masking_report",

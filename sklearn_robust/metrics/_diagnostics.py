@@ -1,4 +1,5 @@
-"""Gradient-masking diagnostics: AutoAttack's sanity checks, as a report and warnings."""
+"""Gradient-masking diagnostics: AutoAttack's sanity checks, as a report and
+warnings."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 

@@ -11,8 +11,13 @@ from sklearn.base import clone
 
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
 from ..exceptions import BlackBoxAttackWarning
-from ..utils._validation import (check_clip_box, check_eps, check_finite_tensor,
-                                 check_in_box, check_norm)
+from ..utils._validation import (
+    check_clip_box,
+    check_eps,
+    check_finite_tensor,
+    check_in_box,
+    check_norm,
+)
 from ..utils._views import get_score_view, get_torch_view
 
 __all__ = ["RobustScorer", "make_robust_scorer", "robust_accuracy_score",

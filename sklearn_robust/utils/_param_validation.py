@@ -27,13 +27,17 @@ import numbers
 import numpy as np
 import torch
 
-from ._sklearn_private import Constraint, HasMethods, Hidden
+from ._sklearn_private import (
+    Constraint,
+    HasMethods,
+    Hidden,
+    InvalidParameterError,
+    RealNotInt,
+    make_constraint,
+)
 from ._sklearn_private import Interval as _SklearnInterval
-from ._sklearn_private import InvalidParameterError
 from ._sklearn_private import Options as _SklearnOptions
-from ._sklearn_private import RealNotInt
 from ._sklearn_private import StrOptions as _SklearnStrOptions
-from ._sklearn_private import make_constraint
 from ._validation import NORMS
 
 __all__ = ["HasMethods", "Hidden", "InstanceOf", "Interval", "InvalidParameterError",

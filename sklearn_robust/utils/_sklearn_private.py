@@ -9,9 +9,16 @@ imports scikit-learn's private API.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from sklearn.utils._param_validation import (HasMethods, Hidden, Interval,
-                                             InvalidParameterError, Options,
-                                             RealNotInt, StrOptions, make_constraint)
+from sklearn.utils._param_validation import (
+                                             HasMethods,
+                                             Hidden,
+                                             Interval,
+                                             InvalidParameterError,
+                                             Options,
+                                             RealNotInt,
+                                             StrOptions,
+                                             make_constraint,
+)
 from sklearn.utils._param_validation import _Constraint as Constraint
 from sklearn.utils.validation import _check_sample_weight as check_sample_weight
 

@@ -39,7 +39,8 @@ def seed_from_random_state(random_state):
     :class:`numpy.random.RandomState` instance advances its own stream, so repeated
     calls give fresh but reproducible seeds.
     """
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    if (isinstance(random_state, numbers.Integral)
+            and not isinstance(random_state, bool)):
         return int(random_state)
     rng = check_random_state(random_state)
     return int(rng.randint(0, np.iinfo(np.int32).max))
@@ -68,7 +69,8 @@ def fork_rng(seed, device="cpu"):
     device = torch.device(device)
     devices = []
     if device.type == "cuda" and torch.cuda.is_available():
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+        devices = [device.index if device.index is not None
+                   else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield

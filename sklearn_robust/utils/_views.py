@@ -8,8 +8,12 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (FunctionTransformer, MaxAbsScaler, MinMaxScaler,
-                                   StandardScaler)
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    StandardScaler,
+)
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
@@ -53,7 +57,8 @@ class _TwoClassLogits(torch.nn.Module):
 
 
 class _CastInput(torch.nn.Module):
-    """Cast inputs to the dtype of a network's parameters (e.g. after a float64 scaler)."""
+    """Cast inputs to the dtype of a network's parameters (e.g. after a float64
+    scaler)."""
 
     def __init__(self, module):
         super().__init__()

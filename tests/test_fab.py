@@ -1,6 +1,4 @@
-"""Tests of FAB: the contract, the box-constrained projection and minimal norms."""
-
-import warnings
+"""Tests of FAB: the box-constrained projection and minimal norms."""
 
 import numpy as np
 import pytest
@@ -10,17 +8,6 @@ from scipy.optimize import linprog, minimize
 from sklearn_robust.attacks import FAB, AutoAttack, cascade
 from sklearn_robust.attacks._fab import _norm, project_onto_hyperplane_box
 from sklearn_robust.attacks._projections import flat_norm
-from sklearn_robust.exceptions import NotLogitsWarning
-from sklearn_robust.utils.estimator_checks import attack_checks
-
-ATTACKS = [
-    FAB(eps=0.3, n_iter=10),
-    FAB(eps=1.0, norm="l2", n_iter=10),
-    FAB(eps=0.3, n_iter=5, targeted=True, n_target_classes=2, n_restarts=2),
-    FAB(eps=1.0, norm="l2", n_iter=5, targeted=True, n_target_classes=2),
-    FAB(eps=2.0, norm="l1", n_iter=5, n_restarts=2),
-]
-CASES = [(a, name, check) for a in ATTACKS for name, check in attack_checks(a)]
 
 DUAL = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
 
@@ -31,16 +18,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.mark.parametrize("attack, name, check", CASES,
-                         ids=[f"FAB-{i}-{n}" for i, (a, n, _) in enumerate(CASES)])
-def test_attack_contract(attack, name, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotLogitsWarning)
-        if name == "check_attack_warns_on_probabilities":
-            warnings.simplefilter("always", NotLogitsWarning)
-        check(attack)
 
 
 # ------------------------------------------------------- brute-force solvers

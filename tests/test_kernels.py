@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch.func import jacrev
 
 from sklearn_robust.kernels import (
@@ -481,11 +480,6 @@ def test_kernel_repr_and_equality():
 
 
 # ------------------------------------------------------------ the classifier
-@parametrize_with_checks([NTKClassifier()])
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
-
-
 def test_solve_kernel_ridge_matches_scipy():
     rng = np.random.RandomState(0)
     X = rng.rand(30, 6)

@@ -17,7 +17,6 @@ from sklearn_robust.attacks._langevin import laplace_noise, log_one_minus_softma
 from sklearn_robust.attacks._losses import kl_loss
 from sklearn_robust.classifiers._langevin import dual_update
 from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
-from sklearn_robust.utils.estimator_checks import attack_checks
 
 FAST = dict(eps=0.1, n_steps=3, step_size=0.05, max_epochs=2, random_state=0)
 
@@ -32,23 +31,6 @@ def one_thread():
 
 
 # --------------------------------------------------------------------- sampler
-SAMPLERS = [
-    LangevinSampler(eps=0.1, n_steps=3, step_size=0.03),
-    LangevinSampler(eps=0.1, n_steps=3, step_size=0.03, noise="laplacian",
-                    noise_scale=0.05),
-    LangevinSampler(eps=0.5, norm="l2", n_steps=3, step_size=0.2, noise_scale=0.01),
-    LangevinSampler(eps=0.5, norm="l2", n_steps=3, step_size=0.2, noise="laplacian",
-                    noise_scale=0.05),
-]
-CASES = [(a, name, check) for a in SAMPLERS for name, check in attack_checks(a)]
-
-
-@pytest.mark.parametrize("attack, name, check", CASES,
-                         ids=[f"{a.noise}-{a.norm}-{n}" for a, n, _ in CASES])
-def test_sampler_attack_contract(attack, name, check):
-    check(attack)
-
-
 def _problem(n=16, d=6, k=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(d, 8), torch.nn.Tanh(),

@@ -10,7 +10,6 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.attacks import PGD
@@ -270,26 +269,6 @@ def test_bad_input(digits_small):
     fitted = NTKRobustDistiller(**FAST).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(X[:, :10])
-
-
-# ------------------------------------------------------- scikit-learn common checks
-
-# By design fit_transform returns the learned rows while transform is the identity
-# (design.md, Part A item 2, like TargetEncoder); these checks compare the two.
-CONTRACT_FAILURES = {
-    "check_transformer_general": (
-        "fit_transform returns the learned rows, transform is the identity"),
-    "check_transformer_data_not_an_array": (
-        "fit_transform returns the learned rows, transform is the identity"),
-}
-
-
-@parametrize_with_checks(
-    [NTKRobustDistiller(eps=0.1, max_iter=2, target_batch_size=16, n_steps=1,
-                        lr=0.1, clip_min=None, clip_max=None, random_state=0)],
-    expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)
 
 
 # ------------------------------------------------------------ behaviour on digits

@@ -10,7 +10,6 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_robust import AdversarialClassifier
 from sklearn_robust.dataset_learning import RobustFeatureDataset
@@ -370,28 +369,3 @@ def test_natural_training_on_d_r_generalises_to_real_digits(data, robust_net):
     # downstream seeds each, D_R 0.89-0.91 and start images 0.03-0.17
     assert acc > 0.7
     assert control < 0.25
-
-
-# ------------------------------------------------------- scikit-learn common checks
-
-# Failures by design: fit_transform returns the synthesised rows and transform is
-# the identity on new data (like TargetEncoder); these checks compare
-# fit_transform(X) with fit(X).transform(X).
-CONTRACT_FAILURES = {
-    "check_transformer_general": (
-        "fit_transform returns the synthesised rows, transform is the identity"),
-    "check_transformer_data_not_an_array": (
-        "fit_transform returns the synthesised rows, transform is the identity"),
-}
-
-
-@parametrize_with_checks(
-    [RobustFeatureDataset(
-        estimator=AdversarialClassifier(
-            module=MLP, module__hidden_layer_sizes=(4,), norm="l2", eps=0.5,
-            n_steps=1, step_size=0.5, max_epochs=1, clip_min=None, clip_max=None,
-            random_state=0),
-        max_iter=2, lr=0.5, clip_min=None, clip_max=None, random_state=0)],
-    expected_failed_checks=lambda estimator: CONTRACT_FAILURES)
-def test_sklearn_common_checks(estimator, check):
-    check(estimator)

@@ -26,27 +26,9 @@ from sklearn_robust.attacks._apgd import apgd_run, targeted_dlr_loss
 from sklearn_robust.attacks._projections import flat_norm
 from sklearn_robust.attacks._square import _p_selection
 from sklearn_robust.exceptions import GradientMaskingWarning, NotLogitsWarning
-from sklearn_robust.utils.estimator_checks import attack_checks
-
-ATTACKS = [
-    APGD(eps=0.1, n_iter=10),
-    APGD(eps=0.5, norm="l2", n_iter=10),
-    APGD(eps=0.1, n_iter=10, loss="dlr", n_restarts=2),
-    APGD(eps=0.5, norm="l2", n_iter=10, loss="dlr"),
-    APGDT(eps=0.1, n_iter=8, n_target_classes=2),
-    APGDT(eps=0.5, norm="l2", n_iter=8, n_target_classes=2),
-    # seeded: Square lowers the margin, not the cross-entropy that
-    # check_attack_increases_loss measures, which rose for about 92% of the seeds
-    Square(eps=0.1, n_queries=30, random_state=0),
-    Square(eps=0.5, norm="l2", n_queries=30, random_state=0),
-    LogitScaledPGD(eps=0.1, n_steps=5),
-    AutoAttack(eps=0.1, attacks=[APGD(n_iter=5), APGDT(n_iter=5, n_target_classes=2),
-                                 Square(n_queries=20)]),
-    AutoAttack(eps=0.5, norm="l2", attacks=["apgd-ce", Square(n_queries=20)]),
-]
-CASES = [(a, name, check) for a in ATTACKS for name, check in attack_checks(a)]
 
 
+# ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     # tiny models: a single thread is faster and immune to a busy machine
@@ -56,18 +38,6 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize("attack, name, check", CASES,
-                         ids=[f"{type(a).__name__}-{i}-{n}" for i, (a, n, _) in
-                              enumerate(CASES)])
-def test_attack_contract(attack, name, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotLogitsWarning)
-        if name == "check_attack_warns_on_probabilities":
-            warnings.simplefilter("always", NotLogitsWarning)
-        check(attack)
-
-
-# ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def digits_mlp():
     """A small MLP trained with plain torch on digits / 16, and 200 test points."""

@@ -12,14 +12,6 @@ from sklearn_robust.attacks._projections import flat_norm
 DUAL = {"linf": 1.0, "l2": 2.0, "l1": float("inf")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------- brute-force solvers
 def _min_step_to_halfspace(p, w, c, norm, lo=None, hi=None):
     """Smallest ||d|| with ``w . d <= -c`` and ``lo <= p + d <= hi`` (scipy).

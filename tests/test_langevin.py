@@ -21,15 +21,6 @@ from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
 FAST = dict(eps=0.1, n_steps=3, step_size=0.05, max_epochs=2, random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny layers: one thread avoids OpenMP contention on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------- sampler
 def _problem(n=16, d=6, k=3, seed=0):
     g = torch.Generator().manual_seed(seed)

@@ -29,15 +29,6 @@ from sklearn_robust.exceptions import GradientMaskingWarning, NotLogitsWarning
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny models: a single thread is faster and immune to a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits_mlp():
     """A small MLP trained with plain torch on digits / 16, and 200 test points."""

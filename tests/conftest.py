@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
-from sklearn.model_selection import train_test_split
+from sklearn.base import clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv, train_test_split
 
 from sklearn_robust.datasets import load_digits_images
 
@@ -22,3 +24,31 @@ def small_digits(digits_split):
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+@pytest.fixture
+def check_grid_search():
+    """A check of a fitted ``GridSearchCV`` against hand-made fits of its grid.
+
+    ``check(search, X, y)`` asserts that the refit candidate has the best mean
+    score of the refit metric, and that each candidate's score on the first
+    fold equals the score of a clone fitted there with that candidate's
+    parameters (so each grid value reaches the fit, and fits are reproducible).
+    """
+    def check(search, X, y):
+        key = search.refit if isinstance(search.refit, str) else "score"
+        scores = search.cv_results_[f"mean_test_{key}"]
+        assert np.all(np.isfinite(scores))
+        assert scores[search.best_index_] == scores.max()
+        scoring = search.scoring
+        scorer = check_scoring(search.estimator, scoring[key] if isinstance(
+            scoring, dict) else scoring)
+        train, test = next(check_cv(search.cv, y, classifier=True).split(X, y))
+        for i, params in enumerate(search.cv_results_["params"]):
+            fold = clone(search.estimator).set_params(**params).fit(X[train], y[train])
+            assert scorer(fold, X[test], y[test]) == pytest.approx(
+                search.cv_results_[f"split0_test_{key}"][i]), params
+        fitted = search.best_estimator_.get_params()
+        assert all(fitted[name] == value for name, value in search.best_params_.items())
+
+    return check

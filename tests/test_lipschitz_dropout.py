@@ -347,12 +347,12 @@ def test_monitor_callback_on_natural_baseline(small_digits):
 
 
 # ----------------------------------------------------------- sklearn integration
-def test_grid_search_and_clone_over_method(small_digits):
+def test_grid_search_and_clone_over_method(small_digits, check_grid_search):
     X, _, y, _ = small_digits
     search = GridSearchCV(LipschitzDropoutClassifier(dropout=0.1, **FAST),
                           {"method": METHODS}, cv=2)
     search.fit(X[:200], y[:200])
-    assert search.best_params_["method"] in METHODS
+    check_grid_search(search, X[:200], y[:200])
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     clf = LipschitzDropoutClassifier(method="llr", llr_mu=1.0, dropout=0.1)
     twin = clone(clf)

@@ -220,10 +220,17 @@ def test_conv_kernel_on_images():
     assert isinstance(distiller.kernel_, ConvKernel)
 
 
-def test_verbose_progress_bar_runs(digits_small, capsys):
+def test_verbose_progress_bar(digits_small, capsys):
     pytest.importorskip("tqdm")
     X, y = digits_small
+    NTKRobustDistiller(**FAST).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
     NTKRobustDistiller(verbose=1, **FAST).fit(X, y)
+    captured = capsys.readouterr()   # a tqdm bar over the max_iter steps, on stderr
+    assert captured.out == ""
+    assert "NTKRobustDistiller" in captured.err
+    assert f"0/{FAST['max_iter']}" in captured.err
 
 
 @pytest.mark.parametrize("params, match", [

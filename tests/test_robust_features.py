@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Tests for RobustFeatureDataset, the robust dataset D_R of Ilyas et al. (2019)."""
 
+import importlib.util
 import pickle
 
 import numpy as np
@@ -296,7 +297,12 @@ def test_verbose(data, robust_net, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     RobustFeatureDataset(estimator=robust_net, max_iter=2, verbose=1).fit(X, y)
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    if importlib.util.find_spec("tqdm") is None:   # the bar needs the extra
+        assert captured.err == ""
+    else:   # a tqdm bar over the max_iter + 1 steps, on stderr
+        assert "RobustFeatureDataset" in captured.err and "0/3" in captured.err
 
 
 # ------------------------------------------------------------------ bad input

@@ -2,6 +2,7 @@
 """Tests for TriLevelDatasetLearner and the robust / non-robust feature model."""
 
 import functools
+import importlib.util
 import warnings
 
 import numpy as np
@@ -242,8 +243,14 @@ def test_verbose(digits_small, capsys):
     TriLevelDatasetLearner(**FAST).fit(X, y)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
-    TriLevelDatasetLearner(**FAST, verbose=1).fit(X, y)   # a progress bar, no crash
-    assert capsys.readouterr().out == ""
+    TriLevelDatasetLearner(**FAST, verbose=1).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    if importlib.util.find_spec("tqdm") is None:   # the bar needs the extra
+        assert captured.err == ""
+    else:   # a tqdm bar over the max_iter steps, on stderr
+        assert "TriLevelDatasetLearner" in captured.err
+        assert f"0/{FAST['max_iter']}" in captured.err
 
 
 @pytest.mark.parametrize("param, value, error, match", [

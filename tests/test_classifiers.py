@@ -16,8 +16,13 @@ from skorch.dataset import ValidSplit
 from sklearn_robust import AdversarialClassifier, TRADESClassifier
 from sklearn_robust.attacks import PGD
 from sklearn_robust.attacks._losses import kl_loss
-from sklearn_robust.metrics import make_robust_scorer, robust_accuracy_score
+from sklearn_robust.metrics import (
+    make_robust_scorer,
+    robust_accuracy_score,
+    robust_correct,
+)
 from sklearn_robust.nn import MLP, SmallCNN
+from sklearn_robust.utils import get_torch_view
 
 FAST = dict(eps=0.1, n_steps=3, step_size=0.05, max_epochs=2, random_state=0)
 
@@ -305,9 +310,22 @@ def test_cross_validate_and_epoch_scoring(small_digits):
 
 def test_robust_score_of_pipeline_attacks_raw_inputs(small_digits):
     X, X_test, y, y_test = small_digits
+    # raw inputs in [0, 0.5]: the scaler doubles them, far from the identity
+    X, X_test = 0.5 * X, 0.5 * X_test
     pipe = make_pipeline(MinMaxScaler(), AdversarialClassifier(**FAST)).fit(X, y)
-    score = robust_accuracy_score(pipe, X_test, y_test, eps=0.1, attack="pgd")
-    assert 0 <= score <= pipe.score(X_test, y_test)
+    attack = PGD(eps=0.1, n_steps=3, step_size=0.05, random_start=False)
+    X_adv = attack.perturb(get_torch_view(pipe), X_test, y_test)
+    # the eps-ball is in the raw input space, before the scaler
+    assert np.abs(X_adv - X_test).max() <= 0.1 + 1e-6
+    assert np.abs(pipe[0].transform(X_adv) - pipe[0].transform(X_test)).max() > 0.15
+    # the scorer attacks the whole pipeline: its verdicts are those of the real
+    # pipeline on these raw-space adversarial inputs
+    correct = robust_correct(pipe, X_test, y_test, eps=0.1, attack=attack)
+    expected = (pipe.predict(X_test) == y_test) & (pipe.predict(X_adv) == y_test)
+    np.testing.assert_array_equal(correct, expected)
+    score = robust_accuracy_score(pipe, X_test, y_test, eps=0.1, attack=attack)
+    assert score == pytest.approx(expected.mean())
+    assert score < pipe.score(X_test, y_test)
 
 
 @pytest.mark.cuda

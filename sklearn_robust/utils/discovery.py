@@ -61,16 +61,25 @@ def _is_abstract(cls):
         cls.__name__.startswith("Base")
 
 
+def _is_attack(cls):
+    """True for a subclass of :class:`sklearn_robust.attacks.BaseAttack`.
+
+    Found by name in the MRO, so that utils import nothing above them (a
+    ``perturb`` method is no test: the classifiers have one too).
+    """
+    return any(klass.__name__ == "BaseAttack"
+               and klass.__module__.startswith(f"{_ROOT}.attacks")
+               for klass in cls.__mro__)
+
+
 def _type_filters():
     from sklearn.base import ClassifierMixin, TransformerMixin
-
-    from ..attacks import BaseAttack
 
     return {
         "classifier": lambda cls: issubclass(cls, ClassifierMixin),
         "transformer": lambda cls: issubclass(cls, TransformerMixin),
         "sampler": lambda cls: callable(getattr(cls, "fit_resample", None)),
-        "attack": lambda cls: issubclass(cls, BaseAttack),
+        "attack": _is_attack,
     }
 
 

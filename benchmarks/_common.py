@@ -296,7 +296,7 @@ def result_stem(name, device, env=None):
 
 def write_results(name, records, settings, *, device="cpu", columns=None,
                   summary=None, summary_columns=None, title=None, notes=(),
-                  out_dir=RESULTS_DIR):
+                  out_dir=None):
     """Write ``<name>_<device-tag>_<YYYY-MM-DD>.json`` and ``.md`` to ``out_dir``.
 
     Parameters
@@ -323,6 +323,7 @@ def write_results(name, records, settings, *, device="cpu", columns=None,
     json_path, md_path : str
     """
     env = environment(device)
+    out_dir = RESULTS_DIR if out_dir is None else out_dir
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, result_stem(name, device, env))
     payload = {"benchmark": name, "environment": env, "settings": settings,
@@ -360,3 +361,35 @@ def write_results(name, records, settings, *, device="cpu", columns=None,
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines).rstrip("\n") + "\n")
     return stem + ".json", stem + ".md"
+
+
+# ------------------------------------------------------------------ shared steps
+
+
+def describe_preset(name):
+    """The attacks behind a scorer preset of the installed library, as text."""
+    try:
+        import torch
+
+        from sklearn_robust.metrics import ATTACK_PRESETS
+
+        parts = []
+        for attack in ATTACK_PRESETS[name]():
+            text = repr(attack)
+            if hasattr(attack, "members"):  # an ensemble, shown for 10 classes
+                members = attack.members(torch.nn.Linear(1, 10), torch.zeros(1, 1))
+                text += " = [" + ", ".join(repr(m) for m in members) + "]"
+            parts.append(text)
+        return (" then ".join(parts) + " (parameters not shown are the library's "
+                "defaults; eps, norm and clip box come from the scorer)")
+    except Exception as exc:  # a renamed private helper must not stop a run
+        return f"preset {name!r} ({type(exc).__name__}: {exc})"
+
+
+def warm_up(X, y, device):
+    """One short untimed fit, so that the first timed fit pays no start-up costs."""
+    from sklearn_robust import AdversarialClassifier
+
+    n = min(len(y), 256)
+    AdversarialClassifier(eps=0.01, n_steps=1, max_epochs=1, train_split=None,
+                          verbose=0, device=device, random_state=0).fit(X[:n], y[:n])

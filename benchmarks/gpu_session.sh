@@ -36,11 +36,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.
 python3 -c "import torch, sklearn, skorch; print(torch.__version__, sklearn.__version__, skorch.__version__, torch.cuda.get_device_name())" >>"$OUT/gpu.txt" 2>&1
 
 stage cuda-tests 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
-stage throughput 90 python3 benchmarks/throughput.py --data mnist --data-path "$DATA" \
+stage throughput 90 python3 -m benchmarks.throughput --data mnist --data-path "$DATA" \
     --module smallcnn --n-train 10000 --device cuda
-stage methods 240 python3 benchmarks/run_methods.py --data mnist --data-path "$DATA" \
+stage methods 240 python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
     --device cuda --epochs 10 --seeds 0 --methods natural pgd_at trades gairat dale
-stage robust-datasets 180 python3 benchmarks/robust_datasets.py --data mnist \
+stage robust-datasets 180 python3 -m benchmarks.robust_datasets --data mnist \
     --data-path "$DATA" --n-train 10000 --n-test 1000 --archs mlp \
     --device cuda
 

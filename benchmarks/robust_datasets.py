@@ -39,7 +39,6 @@ learner ``L`` whose ``L_eps0`` is also registered gets that control.
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import multiprocessing
@@ -52,27 +51,29 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sklearn_robust import AdversarialClassifier, TRADESClassifier
+from sklearn_robust.dataset_learning import (
+    NTKRobustDistiller,
+    RobustFeatureDataset,
+    TriLevelDatasetLearner,
+)
+from sklearn_robust.kernels import NTKClassifier
+from sklearn_robust.metrics import robust_accuracy_score
+from sklearn_robust.nn import MLP, SmallCNN, image_shape
 
-from _common import (  # noqa: E402
+from ._common import (
     Timer,
     _jsonable,
     add_data_arguments,
     add_runtime_arguments,
+    describe_preset,
     load_data,
     markdown_table,
     setup_runtime,
+    warm_up,
     write_results,
 )
-from run_methods import Setup, describe_preset, warm_up  # noqa: E402
-
-from sklearn_robust import AdversarialClassifier, TRADESClassifier  # noqa: E402
-from sklearn_robust.dataset_learning import (NTKRobustDistiller,  # noqa: E402
-                                             RobustFeatureDataset,
-                                             TriLevelDatasetLearner)
-from sklearn_robust.kernels import NTKClassifier  # noqa: E402
-from sklearn_robust.metrics import robust_accuracy_score  # noqa: E402
-from sklearn_robust.nn import MLP, SmallCNN, image_shape  # noqa: E402
+from ._methods import Setup
 
 # per data set: evaluation eps and the epochs that train each network to
 # convergence (training accuracy ~1, see fit_acc in the results)
@@ -108,9 +109,9 @@ class LearnSetup:
                        if self.options.get("max_iter") is not None else {}))
 
     def ntk(self, eps, n_support=None):
-        return NTKRobustDistiller(n_support=n_support, **self.common(eps), **self._given(
-            "ntk", target_batch_size="target_batch_size", lr="lr",
-            attack_steps="n_steps", depth="depth"))
+        given = self._given("ntk", target_batch_size="target_batch_size", lr="lr",
+                            attack_steps="n_steps", depth="depth")
+        return NTKRobustDistiller(n_support=n_support, **self.common(eps), **given)
 
     def trilevel(self, eps, fast=False, init=None):
         make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner
@@ -433,8 +434,9 @@ def train_and_evaluate(set_name, X_fit, y_fit, arch, seed, training, ctx):
     row.update(evaluate(model, ctx["X_test"], ctx["y_test"], ctx["eps"], seed,
                         ctx["attack_for"][arch], ctx["device"]))
     print(f"[{set_name} {training} {model_name} seed={seed}] train "
-          f"{row['train_s']:.1f}s fit {row['fit_acc']:.3f}  clean {row['clean_acc']:.3f}"
-          f"  {row['robust_attack']} {row['robust_acc']:.3f}  eval {row['eval_s']:.1f}s",
+          f"{row['train_s']:.1f}s fit {row['fit_acc']:.3f}  clean "
+          f"{row['clean_acc']:.3f}  {row['robust_attack']} {row['robust_acc']:.3f}  "
+          f"eval {row['eval_s']:.1f}s",
           flush=True)
     return row
 
@@ -541,7 +543,8 @@ def amortisation(summary, learned):
     pgd = {r["model"]: r for r in summary if r["training"] == "pgd_at"}
     rows = []
     for r in summary:
-        if r["training"] != "natural" or r["model"] not in pgd or r["role"] != "learned":
+        if (r["training"] != "natural" or r["model"] not in pgd
+                or r["role"] != "learned"):
             continue
         learn_s = learned[r["set"]]["learn_s"]
         t_nat, t_pgd = r["train_s_mean"], pgd[r["model"]]["train_s_mean"]
@@ -761,7 +764,8 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
         json.dump(_jsonable(payload), f, indent=2)
         f.write("\n")
     with open(md_path, "a", encoding="utf-8") as f:
-        f.write("\n## Gains over the controls\n\n" + markdown_table(gain_rows, gain_cols)
+        f.write("\n## Gains over the controls\n\n"
+                + markdown_table(gain_rows, gain_cols)
                 + "\n- vs C: robust accuracy of the learned set minus that of control "
                   "C, seed by seed, mean ± std; gain: over the best control (highest "
                   "mean robust accuracy).\n"

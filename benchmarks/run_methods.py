@@ -8,10 +8,10 @@ the library at run time and written to the results.
 
 Examples::
 
-    python benchmarks/run_methods.py --data digits --epochs 30 --seeds 0
-    python benchmarks/run_methods.py --data mnist --data-path data/mnist.npz \\
+    python -m benchmarks.run_methods --data digits --epochs 30 --seeds 0
+    python -m benchmarks.run_methods --data mnist --data-path data/mnist.npz \\
         --n-train 2000 --n-test 500 --epochs 5
-    python benchmarks/run_methods.py --data mnist --data-path data/mnist.npz \\
+    python -m benchmarks.run_methods --data mnist --data-path data/mnist.npz \\
         --device cuda --epochs 10 --seeds 0 1 2
 
 A new method is one line in ``METHODS``: a name and a factory taking a
@@ -21,118 +21,25 @@ A new method is one line in ``METHODS``: a name and a factory taking a
 # SPDX-License-Identifier: BSD-3-Clause
 
 import argparse
-import dataclasses
-import os
-import sys
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sklearn_robust.attacks import LogitScaledPGD
+from sklearn_robust.metrics import empirical_local_lipschitz, robust_accuracy_score
 
-from _common import (  # noqa: E402
+from ._common import (
     Timer,
     add_data_arguments,
     add_runtime_arguments,
+    describe_preset,
     load_data,
     markdown_table,
     setup_runtime,
+    warm_up,
     write_results,
 )
-
-from sklearn_robust import (AdversarialClassifier, GAIRATClassifier,  # noqa: E402
-                            LangevinAdvClassifier, LipschitzDropoutClassifier,
-                            TRADESClassifier)
-from sklearn_robust.attacks import LogitScaledPGD  # noqa: E402
-from sklearn_robust.metrics import (empirical_local_lipschitz,  # noqa: E402
-                                    robust_accuracy_score)
-from sklearn_robust.nn import MLP, SmallCNN  # noqa: E402
-
-# default threat model and training attack per data set (Madry et al. for MNIST)
-DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}
-DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion_mnist": 10}
-DEFAULT_ATTACK_STEPS = {"digits": 10, "mnist": 40, "fashion_mnist": 10}
-
-
-@dataclasses.dataclass
-class Setup:
-    """What a method factory needs to build its estimator.
-
-    ``module`` is ``"auto"`` (the library's default network for the input
-    shape), ``"mlp"`` or ``"smallcnn"``; ``input_shape`` is the shape of one
-    sample (the "input kind"). ``options`` carries method-specific settings such
-    as TRADES' ``beta``.
-    """
-
-    eps: float
-    seed: int
-    epochs: int
-    device: str = "cpu"
-    module: str = "auto"
-    input_shape: tuple = ()
-    attack_steps: int = 10
-    step_size: float = None
-    batch_size: int = 128
-    lr: float = 1e-3
-    options: dict = dataclasses.field(default_factory=dict)
-
-    def module_kwargs(self):
-        if self.module == "auto":
-            return {"module": None}
-        if self.module == "mlp":
-            return {"module": MLP, "module__hidden_layer_sizes": (256, 256)}
-        if self.module == "smallcnn":
-            return {"module": SmallCNN}
-        raise ValueError(f"unknown module {self.module!r}")
-
-    def common(self, **overrides):
-        """Keyword arguments shared by every method (the classifier's signature)."""
-        kwargs = dict(eps=self.eps, n_steps=self.attack_steps,
-                      step_size=self.step_size, max_epochs=self.epochs,
-                      batch_size=self.batch_size, lr=self.lr,
-                      random_state=self.seed, device=self.device,
-                      train_split=None, verbose=0,
-                      # explicit (skorch alone does not shuffle)
-                      iterator_train__shuffle=True,
-                      **self.module_kwargs())
-        kwargs.update(overrides)
-        return kwargs
-
-
-# name -> factory(setup) -> unfitted estimator; one line per method
-METHODS = {
-    "natural": lambda s: AdversarialClassifier(**s.common(eps=0.0)),
-    "pgd_at": lambda s: AdversarialClassifier(**s.common()),
-    "trades": lambda s: TRADESClassifier(beta=s.options.get("trades_beta", 6.0),
-                                         **s.common()),
-    "gairat": lambda s: GAIRATClassifier(lambda_=-1.0, **s.common()),
-    # DALE: Langevin sampler, MNIST step ratio of the paper (eta = eps / 3)
-    "dale": lambda s: LangevinAdvClassifier(**s.common(step_size=s.eps / 3)),
-    # Yang et al. 2020: each method with and without dropout, paper's attack steps
-    **{f"lolip_{m}{'_drop' if d else ''}": (
-        lambda s, m=m, d=d: LipschitzDropoutClassifier(
-            method=m, dropout=0.5 if d else 0.0,
-            **s.common(n_steps=None, step_size=None)))
-       for m in ("trades", "at", "rst", "llr", "gr") for d in (False, True)},
-}
-
-
-def describe_preset(name):
-    """The attacks behind a scorer preset of the installed library, as text."""
-    try:
-        from sklearn_robust.metrics._robust import ATTACK_PRESETS
-
-        parts = []
-        for attack in ATTACK_PRESETS[name]():
-            members = getattr(attack, "_members", None)  # an ensemble
-            text = repr(attack)
-            if callable(members):
-                text += " = [" + ", ".join(repr(m) for m in members()) + "]"
-            parts.append(text)
-        return (" then ".join(parts) + " (parameters not shown are the library's "
-                "defaults; eps, norm and clip box come from the scorer)")
-    except Exception as exc:  # a renamed private helper must not stop a run
-        return f"preset {name!r} ({type(exc).__name__}: {exc})"
+from ._methods import DEFAULT_ATTACK_STEPS, DEFAULT_EPOCHS, DEFAULT_EPS, METHODS, Setup
 
 
 def evaluate(model, X_test, y_test, eps, device, seed, eval_attack="strong"):
@@ -155,13 +62,6 @@ def evaluate(model, X_test, y_test, eps, device, seed, eval_attack="strong"):
             "robust_pgd20": pgd20, "robust_logit_scaled": lsa, "local_lipschitz": lip,
             f"eval_{eval_attack}_s": t_eval.seconds, "eval_pgd20_s": t_pgd.seconds,
             "eval_s": t_clean.seconds + t_eval.seconds + t_pgd.seconds}
-
-
-def warm_up(X, y, device):
-    """One short untimed fit, so that the first timed fit pays no start-up costs."""
-    n = min(len(y), 256)
-    AdversarialClassifier(eps=0.01, n_steps=1, max_epochs=1, train_split=None,
-                          verbose=0, device=device, random_state=0).fit(X[:n], y[:n])
 
 
 def summarize(records, keys):

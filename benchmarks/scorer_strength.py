@@ -15,8 +15,8 @@ The 1-minute load average is recorded before each method.
 
 Examples::
 
-    python benchmarks/scorer_strength.py --data digits --threads 1
-    python benchmarks/scorer_strength.py --data mnist --data-path data/mnist.npz \\
+    python -m benchmarks.scorer_strength --data digits --threads 1
+    python -m benchmarks.scorer_strength --data mnist --data-path data/mnist.npz \\
         --n-train 2000 --n-test 500 --epochs 5 --module mlp --eps 0.1 --threads 1
 """
 
@@ -25,20 +25,25 @@ Examples::
 import argparse
 import os
 import statistics
-import sys
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sklearn_robust.metrics import robust_accuracy_score
+from sklearn_robust.utils import get_torch_view
 
-from _common import (Timer, add_data_arguments, add_runtime_arguments,  # noqa: E402
-                     load_data, markdown_table, setup_runtime, write_results)
-from run_methods import (DEFAULT_ATTACK_STEPS, DEFAULT_EPOCHS,  # noqa: E402
-                         DEFAULT_EPS, METHODS, Setup, describe_preset, warm_up)
-
-from sklearn_robust.metrics import robust_accuracy_score  # noqa: E402
-from sklearn_robust.utils._views import get_torch_view  # noqa: E402
+from ._common import (
+    Timer,
+    add_data_arguments,
+    add_runtime_arguments,
+    describe_preset,
+    load_data,
+    markdown_table,
+    setup_runtime,
+    warm_up,
+    write_results,
+)
+from ._methods import DEFAULT_ATTACK_STEPS, DEFAULT_EPOCHS, DEFAULT_EPS, METHODS, Setup
 
 
 def _faithful_members(net, eps, n_classes, seed):

@@ -18,10 +18,10 @@ runs under cProfile and the top functions are written next to the results.
 
 Examples::
 
-    python benchmarks/throughput.py --data digits
-    python benchmarks/throughput.py --data mnist --data-path data/mnist.npz \\
+    python -m benchmarks.throughput --data digits
+    python -m benchmarks.throughput --data mnist --data-path data/mnist.npz \\
         --n-train 2048 --steps 10
-    python benchmarks/throughput.py --data mnist --data-path data/mnist.npz \\
+    python -m benchmarks.throughput --data mnist --data-path data/mnist.npz \\
         --device cuda
 """
 
@@ -33,16 +33,16 @@ import io
 import os
 import pstats
 import statistics
-import sys
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sklearn_robust import AdversarialClassifier
+from sklearn_robust.nn import MLP, SmallCNN, default_module
 
-from _common import (  # noqa: E402
+from ._common import (
     RESULTS_DIR,
     Timer,
     add_data_arguments,
@@ -54,9 +54,6 @@ from _common import (  # noqa: E402
     synchronize,
     write_results,
 )
-
-from sklearn_robust import AdversarialClassifier  # noqa: E402
-from sklearn_robust.nn import MLP, SmallCNN, default_module  # noqa: E402
 
 TARGET = 1.10
 DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PATHS = ["sklearn_robust", "tests", "conftest.py", "examples", "docs", "scripts"]
+PATHS = ["sklearn_robust", "tests", "benchmarks", "conftest.py", "examples", "docs",
+         "scripts"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None,

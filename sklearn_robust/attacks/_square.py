@@ -107,6 +107,30 @@ def _signs(u, dtype):
     return torch.where(u < 0.5, -1.0, 1.0).to(dtype)
 
 
+def _start(scores, x, y, x_init):
+    """Score ``x_init``: the per-sample outputs, the start margins, the working set.
+
+    The outputs are ``(x, margin, fooled, n_queries)`` per sample, initialised with
+    the starting point (one query); the working set holds the indices of the
+    samples not yet misclassified.
+    """
+    s = scores(x_init)
+    margin, fooled = _margin(s, y), s.argmax(dim=1) != y
+    out = (x_init.clone(), margin.clone(), fooled.clone(),
+           torch.ones(x.shape[0], dtype=torch.long, device=x.device))
+    return out, margin, (~fooled).nonzero().squeeze(1)
+
+
+def _record(out, rows, x_rows, margin_rows, n_queries, *, fooled=False):
+    """Write the points, margins and query counts of samples ``rows`` into ``out``."""
+    out_x, out_margin, out_fooled, out_queries = out
+    out_x[rows] = x_rows
+    out_margin[rows] = margin_rows
+    if fooled:
+        out_fooled[rows] = True
+    out_queries[rows] = n_queries
+
+
 class Square(BaseAttack):
     """Square Attack: score-based black-box random search (Andriushchenko et al., 2020).
 
@@ -243,11 +267,7 @@ class Square(BaseAttack):
         ``propose(i, xc, xb)`` returns the dense candidate batch of iteration ``i``
         (the L2 proposals, which rescale the whole perturbation).
         """
-        s = scores(x_init)
-        margin, fooled = _margin(s, y), s.argmax(dim=1) != y
-        out_x, out_margin, out_fooled = x_init.clone(), margin.clone(), fooled.clone()
-        out_queries = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
-        idx = (~fooled).nonzero().squeeze(1)
+        out, margin, idx = _start(scores, x, y, x_init)
         xc, yc, xb, mb = x[idx], y[idx], x_init[idx], margin[idx]
         n_iter = 0
         for i in range(self.n_queries - 1):
@@ -261,17 +281,12 @@ class Square(BaseAttack):
             xb = torch.where(better[:, None, None, None], x_new, xb)
             mb = torch.where(better, new_margin, mb)
             if new_fooled.any():  # finished: write back, shrink the working set
-                done = idx[new_fooled]
-                out_x[done] = x_new[new_fooled]
-                out_margin[done] = new_margin[new_fooled]
-                out_fooled[done] = True
-                out_queries[done] = i + 2
+                _record(out, idx[new_fooled], x_new[new_fooled], new_margin[new_fooled],
+                        i + 2, fooled=True)
                 keep = ~new_fooled
                 idx, xc, yc, xb, mb = idx[keep], xc[keep], yc[keep], xb[keep], mb[keep]
-        out_x[idx] = xb
-        out_margin[idx] = mb
-        out_queries[idx] = n_iter + 1
-        return out_x, out_margin, out_fooled, out_queries
+        _record(out, idx, xb, mb, n_iter + 1)
+        return out
 
     def _run_linf(self, scores, x, y, generator):
         """L-inf search; each candidate differs from the best point in one window.
@@ -290,11 +305,7 @@ class Square(BaseAttack):
         stripes = _signs(self._uniform((n, c, 1, w), generator, x), x.dtype)
         x_init = clip_to_box(x + eps * stripes, lo, hi)
 
-        s = scores(x_init)
-        margin, fooled = _margin(s, y), s.argmax(dim=1) != y
-        out_x, out_margin, out_fooled = x_init.clone(), margin.clone(), fooled.clone()
-        out_queries = torch.ones(n, dtype=torch.long, device=device)
-        idx = (~fooled).nonzero().squeeze(1)
+        out, margin, idx = _start(scores, x, y, x_init)
         # working set: the samples not yet misclassified
         yc, mb = y[idx], margin[idx]
         y_col = yc[:, None]
@@ -350,21 +361,16 @@ class Square(BaseAttack):
             query.put_(lin, kept)
             mb = torch.where(better, new_margin, mb)
             if new_fooled.any():  # finished: write back, shrink the working set
-                done = idx[new_fooled]
-                out_x[done] = xb[new_fooled]
-                out_margin[done] = new_margin[new_fooled]
-                out_fooled[done] = True
-                out_queries[done] = i + 2
+                _record(out, idx[new_fooled], xb[new_fooled], new_margin[new_fooled],
+                        i + 2, fooled=True)
                 keep = ~new_fooled
                 idx, yc, mb, xb, high, low = (t[keep] for t in (idx, yc, mb, xb, high,
                                                                low))
                 y_col = yc[:, None]
                 query = xb.clone()
                 m = idx.numel()
-        out_x[idx] = xb
-        out_margin[idx] = mb
-        out_queries[idx] = n_iter + 1
-        return out_x, out_margin, out_fooled, out_queries
+        _record(out, idx, xb, mb, n_iter + 1)
+        return out
 
     def _run_l2(self, scores, x, y, generator):
         n, c, h, w = x.shape

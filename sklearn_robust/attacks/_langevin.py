@@ -20,6 +20,14 @@ __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
 
 NOISES = ("gaussian", "laplacian")
 
+# constraints of the sampler's noise parameters, shared with the classifiers that
+# forward them to it
+NOISE_CONSTRAINTS = {
+    "noise": [StrOptions(set(NOISES))],
+    "noise_scale": [NON_NEGATIVE_REAL],
+    "temperature": [NON_NEGATIVE_REAL, None],
+}
+
 
 def log_one_minus_softmax(logits, y):
     """``log(1 - softmax(logits)[y])`` of each sample, computed stably.
@@ -174,9 +182,7 @@ class LangevinSampler(BaseAttack):
         **BaseAttack._parameter_constraints,
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
-        "noise": [StrOptions(set(NOISES))],
-        "noise_scale": [NON_NEGATIVE_REAL],
-        "temperature": [NON_NEGATIVE_REAL, None],
+        **NOISE_CONSTRAINTS,
     }
 
     def _step_size(self):

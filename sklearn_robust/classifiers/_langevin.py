@@ -4,7 +4,7 @@
 
 import math
 
-from ..attacks._langevin import NOISES, LangevinSampler
+from ..attacks._langevin import NOISE_CONSTRAINTS, LangevinSampler
 from ..attacks._losses import kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import NON_NEGATIVE_REAL, StrOptions
@@ -195,9 +195,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
 
     _parameter_constraints = {
         **BaseAdversarialClassifier._parameter_constraints,
-        "noise": [StrOptions(set(NOISES))],
-        "noise_scale": [NON_NEGATIVE_REAL],
-        "temperature": [NON_NEGATIVE_REAL, None],
+        **NOISE_CONSTRAINTS,
         "margin": [NON_NEGATIVE_REAL],
         "dual_step_size": [NON_NEGATIVE_REAL],
         "dual_init": [NON_NEGATIVE_REAL],

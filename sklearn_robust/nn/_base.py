@@ -34,23 +34,33 @@ def _check_n_classes(n_classes):
     return _check_int(n_classes, "n_classes", minimum=2)
 
 
+def _as_tuple(value, name):
+    """Return ``value`` as a tuple, a bare integer ``n`` read as ``(n,)``.
+
+    Raises if ``value`` is neither an integer nor iterable; the entries are not
+    checked.
+    """
+    if _is_int(value):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a tuple of positive integers, got {value!r}."
+        ) from None
+
+
 def _check_shape(input_shape):
     """Normalise ``input_shape`` to a non-empty tuple of positive Python ints.
 
     A bare integer ``n`` is accepted and read as ``(n,)``.
     """
-    if _is_int(input_shape):
-        input_shape = (input_shape,)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise ValueError(
-            f"input_shape must be a tuple of positive integers, got {input_shape!r}."
-        ) from None
+    shape = _as_tuple(input_shape, "input_shape")
     if len(shape) == 0 or any(not _is_int(s) or s < 1 for s in shape):
+        shown = shape if _is_int(input_shape) else input_shape
         raise ValueError(
             f"input_shape must be a non-empty tuple of positive integers (without the "
-            f"batch dimension), got {input_shape!r}."
+            f"batch dimension), got {shown!r}."
         )
     return tuple(int(s) for s in shape)
 

@@ -3,7 +3,7 @@
 
 from torch import nn
 
-from ._base import _check_dropout, _check_int, _is_int, _ShapedModule
+from ._base import _as_tuple, _check_dropout, _check_int, _ShapedModule
 
 __all__ = ["MLP"]
 
@@ -60,17 +60,9 @@ class MLP(_ShapedModule):
     def __init__(self, input_shape, n_classes, hidden_layer_sizes=(256, 256),
                  dropout=0.0):
         super().__init__(input_shape, n_classes)
-        if _is_int(hidden_layer_sizes):
-            hidden_layer_sizes = (hidden_layer_sizes,)
-        try:
-            sizes = tuple(hidden_layer_sizes)
-        except TypeError:
-            raise ValueError(
-                f"hidden_layer_sizes must be a tuple of positive integers, got "
-                f"{hidden_layer_sizes!r}."
-            ) from None
         self.hidden_layer_sizes = tuple(
-            _check_int(s, "each entry of hidden_layer_sizes") for s in sizes
+            _check_int(s, "each entry of hidden_layer_sizes")
+            for s in _as_tuple(hidden_layer_sizes, "hidden_layer_sizes")
         )
         self.dropout = _check_dropout(dropout)
 

@@ -28,13 +28,12 @@ def _norm(t, norm):
     return t.abs().sum(dim=1)
 
 
+_DUAL_NORMS = {"linf": "l1", "l2": "l2", "l1": "linf"}
+
+
 def _dual_norm(t, norm):
     """Per-row dual norm of ``norm`` (l1 for linf, l2 for l2, linf for l1)."""
-    if norm == "linf":
-        return t.abs().sum(dim=1)
-    if norm == "l2":
-        return t.norm(p=2, dim=1)
-    return t.abs().amax(dim=1)
+    return _norm(t, _DUAL_NORMS[norm])
 
 
 def _exclusive_cumsum(t):

@@ -579,3 +579,11 @@ def test_apgd_restart_does_not_write_into_the_gradient():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         APGD(eps=0.1, n_iter=30, random_state=0).perturb(_Plateau(), x, y)
+
+
+@pytest.mark.parametrize("n_iter", [0, -3, 2.5, True, "10", None])
+def test_apgd_checkpoints_rejects_bad_n_iter(n_iter):
+    # 0 used to loop forever; negative and fractional counts were accepted
+    with pytest.raises(ValueError, match="n_iter must be an integer >= 1"):
+        apgd_checkpoints(n_iter)
+    assert apgd_checkpoints(np.int64(100)) == apgd_checkpoints(100)

@@ -41,6 +41,10 @@ def apgd_checkpoints(n_iter):
     >>> apgd_checkpoints(100)
     [22, 41, 57, 70, 80, 87, 93, 99]
     """
+    if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) \
+            or n_iter < 1:
+        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}.")
+    n_iter = int(n_iter)
     # p_j in hundredths: exact integer arithmetic, no floating-point ceil surprises
     prev, cur = 0, 22
     points = []

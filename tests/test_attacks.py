@@ -3,8 +3,11 @@ import pytest
 import torch
 
 from sklearn_robust.attacks import (
+    APGD,
     FGSM,
     PGD,
+    AutoAttack,
+    Square,
     cw_loss,
     dlr_loss,
     kl_loss,
@@ -163,3 +166,26 @@ def test_pgd_on_cuda_keeps_device():
     cpu = PGD(eps=0.1, random_state=0).perturb(model.cpu(), x.cpu(), y.cpu())
     assert float((x_adv.cpu() - x.cpu()).abs().max()) <= 0.1 + 1e-6
     assert cpu.shape == x_adv.shape
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PGD(eps=0.1, n_steps=2), lambda: APGD(eps=0.1, n_iter=2),
+    lambda: Square(eps=0.1, n_queries=5), lambda: AutoAttack(eps=0.1, version="fast")],
+    ids=["PGD", "APGD", "Square", "AutoAttack"])
+def test_labels_and_model_outputs_are_checked_before_attacking(make):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3)
+    x = torch.rand(4, 6)
+    attack = make()
+    for bad in ([0, 1, 2, 3], [0, -1, 1, 2]):     # 3 logits: labels in [0, 2]
+        with pytest.raises(ValueError, match=r"class indices in \[0, 2\]"):
+            attack.perturb(model, x, torch.tensor(bad))
+    with pytest.raises(ValueError, match=r"failed on an input of shape \(1, 5\)"):
+        attack.perturb(model, torch.rand(4, 5), torch.tensor([0, 1, 2, 0]))
+
+    class ThreeD(torch.nn.Module):
+        def forward(self, z):
+            return model(z)[:, :, None]
+
+    with pytest.raises(ValueError, match="floating scores of shape"):
+        attack.perturb(ThreeD(), x, torch.tensor([0, 1, 2, 0]))

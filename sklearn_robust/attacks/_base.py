@@ -134,6 +134,8 @@ class BaseAttack(BaseEstimator):
                 f"of shape {tuple(x.shape)} and {y.shape[0]} labels.")
         check_finite_tensor(x)
         check_in_box(x, self.clip_min, self.clip_max)
+        if x.shape[0]:
+            _check_model_and_labels(model, x, y)
 
         out = self._attack_batch(model, x.detach(), y, return_info)
         if from_numpy:
@@ -181,6 +183,36 @@ class BaseAttack(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def _check_model_and_labels(model, x, y):
+    """One forward pass on ``x[:1]``: the model must accept the inputs and return
+    floating scores of shape ``(n, n_classes)`` (or ``(n,)``, a binary decision
+    function), and ``y`` must index those classes."""
+    try:
+        with torch.no_grad(), eval_mode(model):
+            out = model(x[:1])
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(
+            f"The model failed on an input of shape {tuple(x[:1].shape)} (dtype "
+            f"{x.dtype}): {type(exc).__name__}: {exc}. Check that X has the shape and "
+            "dtype the model expects.") from exc
+    if isinstance(out, np.ndarray):      # black-box models (Square) may return numpy
+        out = torch.as_tensor(out)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"The model must return a tensor (or an array) of scores, got "
+                        f"{type(out).__name__}.")
+    if out.ndim not in (1, 2) or out.shape[0] != 1 or not out.is_floating_point():
+        raise ValueError(
+            "The model must return floating scores of shape (n_samples, n_classes) "
+            f"(or (n_samples,) for a binary decision function); for 1 sample it "
+            f"returned shape {tuple(out.shape)}, dtype {out.dtype}.")
+    n_classes = 2 if out.ndim == 1 or out.shape[1] == 1 else out.shape[1]
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(
+            f"y holds labels in [{low}, {high}], but the model scores {n_classes} "
+            f"classes: labels must be class indices in [0, {n_classes - 1}].")
 
 
 #: Constraint of the ``attack`` parameter of classifiers and learners.

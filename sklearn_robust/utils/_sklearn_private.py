@@ -3,7 +3,7 @@
 Every name the library uses from a private scikit-learn module (or a private
 function of a public one) is imported here and nowhere else, so a scikit-learn
 upgrade that moves or changes them touches this file only.
-``tests/test_param_validation.py`` fails if another module of the package
+``tests/utils/test_param_validation.py`` fails if another module of the package
 imports scikit-learn's private API.
 """
 

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import inspect
 import warnings
 
 import numpy as np
@@ -213,6 +214,38 @@ def _check_model_and_labels(model, x, y):
         raise ValueError(
             f"y holds labels in [{low}, {high}], but the model scores {n_classes} "
             f"classes: labels must be class indices in [0, {n_classes - 1}].")
+
+
+def set_threat_model(attack, **threat):
+    """Give ``attack`` the threat-model parameters it has (``eps``, ``norm``, the
+    clip box, ...), in place; the others are left out. Returns ``attack``."""
+    names = attack.get_params()
+    return attack.set_params(**{k: v for k, v in threat.items() if k in names})
+
+
+def _init_default(cls, name):
+    """The default of ``name`` in the first ``__init__`` of ``cls``'s MRO that
+    declares it (subclasses often pass their base's parameters as ``**kwargs``)."""
+    for klass in cls.__mro__:
+        param = inspect.signature(klass.__init__).parameters.get(name)
+        if param is not None and param.kind is not param.VAR_KEYWORD:
+            return param.default
+    raise AttributeError(f"{cls.__name__}.__init__ takes no parameter {name!r}.")
+
+
+def warn_if_unused_with_attack(estimator, names, stacklevel=2):
+    """Warn when ``estimator`` has an ``attack`` and some of ``names`` (its own
+    attack settings, e.g. ``n_steps``) differ from their defaults: the given
+    attack keeps its own procedure, so they are not used."""
+    if getattr(estimator, "attack", None) is None:
+        return
+    ignored = [name for name in names
+               if getattr(estimator, name) != _init_default(type(estimator), name)]
+    if ignored:
+        warnings.warn(f"{', '.join(ignored)} of {type(estimator).__name__} "
+                      f"{'is' if len(ignored) == 1 else 'are'} ignored when attack "
+                      "is given: the attack keeps its own procedure.", UserWarning,
+                      stacklevel=stacklevel + 1)
 
 
 #: Constraint of the ``attack`` parameter of classifiers and learners.

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from ..exceptions import GradientMaskingWarning
 from ..utils._torch import as_tensor, eval_mode, make_generator
 from ._apgd import APGD, APGDT
-from ._base import BaseAttack, is_attack, predict_labels
+from ._base import BaseAttack, is_attack, predict_labels, set_threat_model
 from ._logit_scaled import LogitScaledPGD
 from ._square import Square
 
@@ -310,12 +310,9 @@ class AutoAttack(BaseAttack):
             named = _named_attacks()
             members = [named[a]() if isinstance(a, str) else clone(a)
                        for a in self.attacks]
-        threat = dict(eps=self.eps, norm=self.norm, clip_min=self.clip_min,
-                      clip_max=self.clip_max)
-        for m in members:
-            names = m.get_params()
-            m.set_params(**{k: v for k, v in threat.items() if k in names})
-        return members
+        return [set_threat_model(m, eps=self.eps, norm=self.norm,
+                                 clip_min=self.clip_min, clip_max=self.clip_max)
+                for m in members]
 
     def members(self, model, X):
         """The member attacks, prepared to run on ``model`` as this ensemble runs them.

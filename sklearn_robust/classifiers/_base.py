@@ -18,7 +18,11 @@ from skorch.utils import is_dataset, multi_indexing, to_numpy, to_tensor
 from torch.utils.data import DataLoader
 
 from ..attacks import PGD
-from ..attacks._base import ATTACK_CONSTRAINT
+from ..attacks._base import (
+    ATTACK_CONSTRAINT,
+    set_threat_model,
+    warn_if_unused_with_attack,
+)
 from ..nn import default_module
 from ..utils._param_validation import (
     POSITIVE_INT,
@@ -174,6 +178,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """
         validate_params(self)
         check_clip_box(self.clip_min, self.clip_max)
+        # they only build the default attack
+        warn_if_unused_with_attack(self, ("n_steps", "step_size", "random_start"),
+                                   stacklevel=4)
 
     # ------------------------------------------------------------------ attack
     def default_attack(self):
@@ -210,11 +217,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if self.attack is None:
             attack = self.default_attack()
         else:
-            attack = clone(self.attack)
-            threat = dict(eps=self.eps, norm=self.norm, clip_min=self.clip_min,
-                          clip_max=self.clip_max)
-            names = attack.get_params()
-            attack.set_params(**{k: v for k, v in threat.items() if k in names})
+            attack = set_threat_model(clone(self.attack), eps=self.eps, norm=self.norm,
+                                      clip_min=self.clip_min, clip_max=self.clip_max)
         if "random_state" in attack.get_params():
             seed = (None if self.random_state is None
                     else seed_from_random_state(self.random_state) + 1)

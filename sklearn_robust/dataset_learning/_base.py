@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import inspect
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..attacks import PGD
+from ..attacks._base import set_threat_model, warn_if_unused_with_attack
 from ..exceptions import DatasetLearningWarning
 from ..utils._param_validation import validate_params
 from ..utils._validation import check_clip_box, check_in_box
@@ -79,16 +79,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     def _check_attack(self):
         """Say which parameters a given ``attack`` makes unused."""
-        if self.attack is None:
-            return
-        defaults = inspect.signature(type(self).__init__).parameters
-        ignored = [name for name in ("n_steps", "step_size")
-                   if getattr(self, name) != defaults[name].default]
-        if ignored:
-            warnings.warn(f"{', '.join(ignored)} of {type(self).__name__} "
-                          f"{'is' if len(ignored) == 1 else 'are'} ignored when attack "
-                          "is given: the attack keeps its own procedure.",
-                          UserWarning, stacklevel=5)
+        warn_if_unused_with_attack(self, ("n_steps", "step_size"), stacklevel=5)
 
     def _make_attack(self, loss, rng):
         """The attack of the inner maximisation, its random stream drawn from ``rng``.
@@ -103,10 +94,8 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         if self.attack is None:
             return PGD(**threat, n_steps=self.n_steps, step_size=self.step_size,
                        random_start=True, loss=loss, random_state=seed)
-        attack = clone(self.attack)
-        names = attack.get_params()
-        attack.set_params(**{k: v for k, v in threat.items() if k in names})
-        if "random_state" in names:
+        attack = set_threat_model(clone(self.attack), **threat)
+        if "random_state" in attack.get_params():
             attack.set_params(random_state=seed)
         return attack
 

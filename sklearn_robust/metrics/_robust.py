@@ -10,6 +10,7 @@ import torch
 from sklearn.base import clone
 
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
+from ..attacks._base import set_threat_model
 from ..exceptions import BlackBoxAttackWarning
 from ..utils._validation import (
     check_clip_box,
@@ -60,11 +61,9 @@ def _resolve_attacks(attack, *, eps, norm, clip_min, clip_max, random_state):
         else:
             raise TypeError(f"attack must be None, a preset name, an attack of "
                             f"sklearn_robust.attacks or a list of them; got {item!r}.")
-    threat = dict(eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max)
     for a in attacks:
-        names = a.get_params()
-        a.set_params(**{k: v for k, v in threat.items() if k in names})
-        if "random_state" in names and a.random_state is None:
+        set_threat_model(a, eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max)
+        if "random_state" in a.get_params() and a.random_state is None:
             a.set_params(random_state=random_state)
     return attacks
 

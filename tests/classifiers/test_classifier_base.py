@@ -1,6 +1,8 @@
 """What BaseAdversarialClassifier does for every method: validation, seeding and
 sample weights."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,24 @@ def test_fit_and_partial_fit_leave_the_global_rng_alone(clf, data):
     after = np.random.get_state()
     assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
     assert after[2:] == np_state[2:]
+
+
+def test_warns_when_a_given_attack_makes_settings_unused(small_digits):
+    from sklearn_robust import GAIRATClassifier
+    from sklearn_robust.attacks import FGSM
+
+    X, _, y, _ = small_digits
+    X, y = X[:40], y[:40]
+    kw = dict(eps=0.1, max_epochs=1, batch_size=20, random_state=0)
+    with pytest.warns(UserWarning, match="n_steps, step_size of AdversarialClassifier "
+                                         "are ignored when attack is given"):
+        AdversarialClassifier(**kw, n_steps=3, step_size=0.02,
+                              attack=FGSM()).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*ignored when attack")
+        AdversarialClassifier(**kw, attack=FGSM()).fit(X, y)          # defaults
+        AdversarialClassifier(**kw, n_steps=3).fit(X, y)              # no attack
+    with pytest.warns(UserWarning, match="random_start of GAIRATClassifier is ignored"):
+        gairat = GAIRATClassifier(**kw, random_start=False,
+                                  attack=PGD(n_steps=4)).fit(X, y)
+    assert gairat.kappa_max_ == 4            # K is the given attack's n_steps

@@ -444,8 +444,7 @@ class NTKRobustDistiller(BaseRobustDataset):
         rows = self._initial_support(codes, n_classes, rng)
         n_s = len(rows)
         X_s = x_real[rows].clone()
-        lo, hi = _change_bounds(X_s.clone(), self.clip_min, self.clip_max,
-                                self.max_change)
+        lo, hi = _change_bounds(X_s, self.clip_min, self.clip_max, self.max_change)
         Y_s = centered_one_hot(y_real[rows], n_classes, dtype=dtype, device=device)
         state = {"x": (torch.zeros_like(X_s), torch.zeros_like(X_s))}
         if self.learn_labels:

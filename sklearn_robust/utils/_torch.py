@@ -4,13 +4,14 @@
 
 import contextlib
 import numbers
+import threading
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
 __all__ = ["eval_mode", "make_generator", "as_tensor", "seed_from_random_state",
-           "fork_rng", "flat_norm", "per_sample"]
+           "fork_rng", "derive_seed", "flat_norm", "per_sample"]
 
 
 @contextlib.contextmanager
@@ -32,28 +33,82 @@ def eval_mode(model):
             m.training = flag
 
 
-def seed_from_random_state(random_state):
-    """Draw a 63-bit seed from an sklearn-style ``random_state``.
+#: The largest seed: scikit-learn and NumPy take int seeds in ``[0, MAX_SEED]``.
+MAX_SEED = 2**32 - 1
 
-    An int is used as is; ``None`` draws from NumPy's global RNG and a
-    :class:`numpy.random.RandomState` instance advances its own stream, so repeated
-    calls give fresh but reproducible seeds.
+# fork_rng reseeds torch's process-global generators: the lock lets one thread at
+# a time run a forked body (re-entrant, so a forked fit may fit a nested net)
+_RNG_LOCK = threading.RLock()
+
+
+def seed_from_random_state(random_state, name="random_state", max_seed=MAX_SEED):
+    """A seed in ``[0, 2**32 - 1]`` from a scikit-learn-style ``random_state``.
+
+    Parameters
+    ----------
+    random_state : int, RandomState instance or None
+        An int in ``[0, 2**32 - 1]`` (Python or NumPy) is returned as it is; a
+        :class:`numpy.random.RandomState` instance advances its own stream and
+        ``None`` draws from NumPy's global RNG, so repeated calls give fresh but
+        reproducible seeds (after ``np.random.seed``). Negative ints and ints
+        above ``max_seed`` are rejected, as by scikit-learn and NumPy.
+    name : str, default="random_state"
+        The parameter's name in error messages.
+    max_seed : int, default=2**32 - 1
+        The largest int accepted: NumPy's limit by default; a seed used only by a
+        :class:`torch.Generator` may go up to ``2**64 - 1``.
+
+    Returns
+    -------
+    seed : int
+        A seed in ``[0, max_seed]``; with the default ``max_seed``, one that
+        :class:`numpy.random.RandomState`, :func:`torch.manual_seed` and
+        :class:`torch.Generator` all accept.
+
+    Raises
+    ------
+    ValueError
+        For an int outside ``[0, max_seed]`` or a value that is none of the above.
     """
-    if (isinstance(random_state, numbers.Integral)
-            and not isinstance(random_state, bool)):
-        return int(random_state)
+    bound = "2**32 - 1" if max_seed == MAX_SEED else str(max_seed)
+    allowed = (f"{name} must be an int in [0, {bound}], a numpy.random.RandomState "
+               "instance or None, got")
+    if isinstance(random_state, bool | np.bool_):
+        raise ValueError(f"{allowed} {random_state!r}.")
+    if isinstance(random_state, numbers.Integral):
+        seed = int(random_state)
+        if not 0 <= seed <= max_seed:
+            raise ValueError(f"{allowed} {seed}" + (
+                " (negative seeds are not accepted, as in scikit-learn and NumPy)."
+                if seed < 0 else "."))
+        return seed
+    if random_state is not None and not isinstance(random_state,
+                                                   np.random.RandomState):
+        raise ValueError(f"{allowed} {random_state!r}.")
     rng = check_random_state(random_state)
     return int(rng.randint(0, np.iinfo(np.int32).max))
+
+
+def derive_seed(seed, *keys):
+    """A seed in ``[0, 2**32 - 1]`` derived from ``seed`` and integer ``keys``.
+
+    Distinct ``keys`` give independent seeds (NumPy's :class:`SeedSequence`
+    with ``keys`` as its spawn key); the same arguments always give the same seed.
+    """
+    sequence = np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in keys))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
 
 def make_generator(random_state, device):
     """A :class:`torch.Generator` on ``device`` seeded from ``random_state``.
 
-    The global torch RNG is never touched.
+    The global torch RNG is never touched; ``random_state`` is read by
+    :func:`seed_from_random_state`, except that ints up to ``2**64 - 1`` (torch's
+    limit) are accepted.
     """
     device = torch.device(device)
     gen = torch.Generator(device=device)
-    gen.manual_seed(seed_from_random_state(random_state))
+    gen.manual_seed(seed_from_random_state(random_state, max_seed=2**64 - 1))
     return gen
 
 
@@ -61,18 +116,30 @@ def make_generator(random_state, device):
 def fork_rng(seed, device="cpu"):
     """Run the body with torch's global RNG seeded by ``seed`` and restore it after.
 
-    ``seed=None`` runs the body without forking or seeding.
+    The CPU generator (and, for a CUDA ``device``, that device's generator) is
+    saved, seeded with ``seed`` and restored on exit, even when the body raises.
+    These generators are process-global, so the body runs under a re-entrant
+    process-wide lock: forked bodies of different threads run one at a time and
+    each sees only its own draws. Code that draws from torch's global RNG
+    outside a fork while another thread is inside one is not protected.
+
+    ``seed=None`` runs the body without forking, seeding or locking.
     """
     if seed is None:
         yield
         return
+    seed = int(seed)
     device = torch.device(device)
     devices = []
     if device.type == "cuda" and torch.cuda.is_available():
         devices = [device.index if device.index is not None
                    else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with _RNG_LOCK, torch.random.fork_rng(devices=devices):
+        # seed only the forked generators (torch.manual_seed seeds every GPU)
+        torch.random.default_generator.manual_seed(seed)
+        for index in devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         yield
 
 

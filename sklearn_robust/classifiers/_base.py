@@ -3,6 +3,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import inspect
+import json
+import numbers
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,13 +28,17 @@ from ..attacks._base import (
 )
 from ..nn import default_module
 from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
     POSITIVE_INT,
     POSITIVE_REAL,
     THREAT_CONSTRAINTS,
+    Options,
+    TorchDevice,
+    validate_parameter_constraints,
     validate_params,
 )
 from ..utils._sklearn_private import check_sample_weight
-from ..utils._torch import fork_rng, seed_from_random_state
+from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_in_box
 
 __all__ = ["BaseAdversarialClassifier"]
@@ -73,6 +80,41 @@ class _WeightedDataset(_EncodedDataset):
     def __getitem__(self, i):
         Xi, yi = super().__getitem__(i)
         return Xi, {"y": yi, "sample_weight": self.sample_weight[i]}
+
+
+_FITTED_FORMAT = "sklearn_robust.classifier-data-attributes/1"
+
+
+def _write_text(f, text):
+    """Write ``text`` to a path or to a text or binary file object."""
+    if isinstance(f, str | os.PathLike):
+        with open(f, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    try:
+        f.write(text)
+    except TypeError:
+        f.write(text.encode("utf-8"))
+
+
+def _read_fitted(f, caller_name):
+    """The state written by ``save_params(f_fitted=...)``, checked."""
+    if isinstance(f, str | os.PathLike):
+        with open(f, encoding="utf-8") as fh:
+            text = fh.read()
+    else:
+        text = f.read()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{caller_name}.load_params: f_fitted is not a file written "
+                         f"by save_params(f_fitted=...): {exc}.") from exc
+    if not isinstance(state, dict) or state.get("format") != _FITTED_FORMAT:
+        raise ValueError(f"{caller_name}.load_params: f_fitted is not a file written "
+                         "by save_params(f_fitted=...) (unknown format).")
+    return state
 
 
 def _unpack_target(y):
@@ -123,6 +165,50 @@ class _ArrayBatches:
                        torch.from_numpy(self.y[start:start + self.batch_size]))
 
 
+#: skorch's batch_size: an int >= 1, or -1 for one batch of all the data
+_BATCH_SIZE = [POSITIVE_INT, Options(numbers.Integral, {-1})]
+_ITERATOR_BATCH_SIZES = ("iterator_train__batch_size", "iterator_valid__batch_size")
+
+
+def _check_device_available(device, caller_name):
+    """A ValueError when ``device`` (a valid torch device) is not usable here."""
+    if device is None:
+        return
+    dev = torch.device(device)
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None),
+               "xpu": getattr(torch, "xpu", None)}.get(dev.type)
+    if backend is None:
+        return
+    if not backend.is_available():
+        raise ValueError(
+            f"{caller_name}: device={device!r} is not available: this torch "
+            f"({torch.__version__}) has no usable {dev.type} device "
+            f"(torch.{'backends.' if dev.type == 'mps' else ''}{dev.type}"
+            ".is_available() is False); use device='cpu'.")
+    count = getattr(backend, "device_count", None)
+    if dev.index is not None and count is not None and dev.index >= count():
+        raise ValueError(
+            f"{caller_name}: device={device!r} does not exist: {count()} "
+            f"{dev.type} device(s) visible, numbered from 0.")
+
+
+def _check_module_param(module, caller_name):
+    """A TypeError unless ``module`` is None, a torch module or a factory of one."""
+    if module is None or isinstance(module, torch.nn.Module):
+        return
+    if isinstance(module, type):
+        if issubclass(module, torch.nn.Module):
+            return
+    elif callable(module) and not isinstance(module, str):
+        return  # a factory (function, functools.partial): its result is checked
+    raise TypeError(
+        f"{caller_name}: module must be None (a default network chosen from the "
+        "data), a torch.nn.Module subclass, a torch.nn.Module instance or a "
+        f"callable returning one, got {module!r}"
+        + (" (a string: pass the class, e.g. sklearn_robust.nn.MLP)"
+           if isinstance(module, str) else "") + ".")
+
+
 class BaseAdversarialClassifier(NeuralNetClassifier):
     """Base class of the robust classifiers: skorch nets trained on attacked batches.
 
@@ -139,6 +225,55 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
 
     Subclasses override :meth:`robust_loss` (and :meth:`default_attack` when their
     inner maximisation differs from cross-entropy PGD); they never copy the loop.
+
+    Notes
+    -----
+    Parameters: ``fit`` and ``partial_fit`` also check the skorch parameters that
+    skorch leaves unchecked: ``batch_size`` (an int >= 1, NumPy ints included,
+    or -1 for a single batch; the same for ``iterator_train__batch_size`` and
+    ``iterator_valid__batch_size``), ``max_epochs`` (an int >= 0), ``device`` (a
+    torch device that exists on this machine, or None) and ``module`` (None, a
+    :class:`torch.nn.Module` subclass or instance, or a callable returning one).
+
+    Random numbers: ``random_state`` is an int in ``[0, 2**32 - 1]``, a
+    :class:`numpy.random.RandomState` instance or None, as in scikit-learn;
+    negative ints are rejected with a ValueError (by the attacks and the dataset
+    learners too). Every ``fit``/``partial_fit`` call draws one seed: an int
+    ``random_state`` is the seed of ``fit`` and of the first ``partial_fit``,
+    and ``partial_fit`` call ``k`` (counted from 0 since the first one) uses a
+    seed derived from ``(random_state, k)``, so a sequence of ``partial_fit``
+    calls is reproducible across fresh estimators and no two calls replay the
+    same shuffling, dropout masks or attack random starts (``fit`` starts the
+    sequence again, as scikit-learn's estimators do). A RandomState instance,
+    or None (NumPy's global RNG, so ``np.random.seed`` makes it reproducible),
+    gives a new seed at every call. Training runs with torch's global CPU
+    generator (and the CUDA generator of ``device``) forked and seeded with
+    that seed and restored afterwards; the attacks get their own
+    :class:`numpy.random.RandomState` streams from it. Hence ``fit`` and
+    ``partial_fit`` never consume nor depend on the global torch RNG state, and
+    ``predict``, ``predict_proba``, ``decision_function`` and ``score`` do not
+    draw from it at all.
+
+    Threads: torch's generators are process-global (network initialisation
+    and dropout draw from them), so the forked training section holds a
+    process-wide re-entrant lock: fits of separate estimators from several
+    threads run one at a time and give exactly the weights of sequential fits
+    with the same seeds (threads do not train in parallel; processes, e.g.
+    joblib's default backend, do). Code outside the library that draws from
+    torch's global RNG while a fit runs in another thread is not serialised.
+    The module is left in eval mode after training and prediction never
+    switches it back, so several threads may predict with or score one fitted
+    classifier at the same time; fitting a classifier while another thread
+    uses it is not supported.
+
+    Persistence: pickling keeps everything. skorch's ``save_params`` /
+    ``load_params`` store only the network, the optimizer and the history; pass
+    ``f_fitted=`` to both to keep the classes and the input shape too, which a
+    new instance needs to build its network and predict labels::
+
+        clf.save_params(f_params="net.pt", f_fitted="fitted.json")
+        new = type(clf)(**clf.get_params())
+        new.load_params(f_params="net.pt", f_fitted="fitted.json")
     """
 
     def __init__(self, module=None, *, criterion=torch.nn.CrossEntropyLoss,
@@ -169,6 +304,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
         "attack": ATTACK_CONSTRAINT,
+        # skorch's own parameters, which skorch does not check
+        "batch_size": _BATCH_SIZE,
+        "max_epochs": [NON_NEGATIVE_INT],
+        "device": [TorchDevice(), None],
     }
 
     def _check_params(self):
@@ -177,6 +316,13 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         Subclasses with relations of their own extend it (calling ``super()``).
         """
         validate_params(self)
+        name = type(self).__name__
+        validate_parameter_constraints(
+            {key: _BATCH_SIZE for key in _ITERATOR_BATCH_SIZES},
+            {key: getattr(self, key) for key in _ITERATOR_BATCH_SIZES
+             if hasattr(self, key)}, caller_name=name)
+        _check_device_available(self.device, name)
+        _check_module_param(self.module, name)
         check_clip_box(self.clip_min, self.clip_max)
         # they only build the default attack
         warn_if_unused_with_attack(self, ("n_steps", "step_size", "random_start"),
@@ -211,8 +357,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
 
         A user attack keeps its own procedure (steps, loss, restarts) but takes the
         classifier's threat model (``eps``, ``norm``, ``clip_min``, ``clip_max``).
-        Its random stream is drawn from ``random_state`` so that every batch gets
-        fresh, reproducible random starts.
+        Its random stream, a :class:`numpy.random.RandomState` seeded from the
+        training call's seed (see :meth:`training_random_state`), gives every batch
+        fresh, reproducible random starts, and every ``partial_fit`` call new ones.
         """
         if self.attack is None:
             attack = self.default_attack()
@@ -220,11 +367,22 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             attack = set_threat_model(clone(self.attack), eps=self.eps, norm=self.norm,
                                       clip_min=self.clip_min, clip_max=self.clip_max)
         if "random_state" in attack.get_params():
-            seed = (None if self.random_state is None
-                    else seed_from_random_state(self.random_state) + 1)
-            attack.set_params(random_state=np.random.RandomState(seed))
+            attack.set_params(random_state=self.training_random_state(1))
         self.attack_ = attack
         return self
+
+    def training_random_state(self, offset):
+        """A :class:`numpy.random.RandomState` for one random component of training.
+
+        Seeded with ``(seed + offset) mod 2**32``, where ``seed`` is the torch seed
+        of the current ``fit``/``partial_fit`` call; ``offset`` tells the
+        components apart (1: the training attack; subclasses use 2, 3, ...).
+        Outside a training call ``seed`` comes from ``random_state``.
+        """
+        seed = getattr(self, "_train_seed", None)
+        if seed is None:
+            seed = seed_from_random_state(self.random_state)
+        return np.random.RandomState((seed + offset) % (MAX_SEED + 1))
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         # the net is notified before its callbacks: parameters changed with
@@ -380,7 +538,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             raise ValueError(
                 f"{type(self).__name__} needs the training data to build its module "
                 "(input shape and number of classes): call fit(X, y) instead of "
-                "initialize(), or pass a module instance.")
+                "initialize(), pass a module instance, or restore them with "
+                "load_params(f_fitted=...) from a file of save_params(f_fitted=...).")
         fill = {"input_shape": getattr(self, "input_shape_", None),
                 "n_classes": len(getattr(self, "classes_inferred_", ()))}
         kwargs = {**{n: fill[n] for n in needs}, **kwargs}
@@ -388,6 +547,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             self.module_ = default_module(**kwargs)
         else:
             self.module_ = self.initialized_instance(module, kwargs)
+        if not isinstance(self.module_, torch.nn.Module):
+            raise TypeError(f"{type(self).__name__}: module {module!r} returned "
+                            f"{type(self.module_).__name__}, not a torch.nn.Module.")
         return self
 
     # -------------------------------------------------------------------- data
@@ -404,10 +566,12 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self._check_input_shape(X, reset)
         return X
 
-    def _check_fit_data(self, X, y, sample_weight, reset):
+    def _check_fit_data(self, X, y, sample_weight, reset, classes=None):
         """Validate parameters and training data once per ``fit``/``partial_fit``.
 
-        Returns ``X``, ``y`` and ``sample_weight`` (None, or float32 weights).
+        ``classes`` (``partial_fit``'s) fixes the classes at the first call and
+        must repeat them at later ones. Returns ``X``, ``y`` and
+        ``sample_weight`` (None, or float32 weights).
         """
         self._check_params()
         if y is None:
@@ -420,7 +584,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
                                                 ensure_non_negative=True)
-        if reset:
+        if classes is not None:
+            classes = self._check_classes(classes, reset)
+            outside = np.setdiff1d(np.unique(y), classes)
+            if len(outside):
+                raise ValueError(f"y contains labels that are not in classes: "
+                                 f"{outside.tolist()} (classes={classes.tolist()}).")
+            if reset:
+                self.label_encoder_ = LabelEncoder().fit(classes)
+                self.classes_inferred_ = self.label_encoder_.classes_
+        elif reset:
             classes = np.unique(y)
             if len(classes) < 2:
                 raise ValueError(
@@ -437,29 +610,59 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             unseen = np.setdiff1d(np.unique(y), self.label_encoder_.classes_)
             if len(unseen):
                 raise ValueError(f"y contains labels not seen in the first fit: "
-                                 f"{unseen.tolist()}.")
+                                 f"{unseen.tolist()} (the classes are "
+                                 f"{self.classes_.tolist()}; pass every label "
+                                 "as classes= to the first partial_fit).")
         return X, y, sample_weight
 
-    def get_iterator(self, dataset, training=False):
-        """Batches of the training set by slicing, when skorch's default allows it.
+    def _check_classes(self, classes, reset):
+        """``partial_fit``'s ``classes`` as a sorted array of unique labels."""
+        try:
+            values = np.asarray(classes)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"classes must be a 1-D array-like of labels, got "
+                             f"{classes!r}.") from exc
+        if values.ndim != 1:
+            raise ValueError(f"classes must be a 1-D array-like of labels, got an "
+                             f"array of shape {values.shape}.")
+        check_classification_targets(values)
+        values = np.unique(values)
+        if reset and len(values) < 2:
+            raise ValueError(f"classes must hold at least 2 labels, got "
+                             f"{values.tolist()}.")
+        if not reset and not np.array_equal(values, self.classes_):
+            raise ValueError(f"classes={values.tolist()} is not the same as the "
+                             f"classes of the first partial_fit call, "
+                             f"{self.classes_.tolist()}.")
+        return values
 
-        For in-memory arrays and the default ``DataLoader`` (with at most
-        ``batch_size``, ``shuffle`` and ``drop_last`` set) whole batches are sliced
-        from the arrays instead of collated sample by sample, which yields the
-        same batches at a fraction of the cost; anything else goes to skorch.
+    def get_iterator(self, dataset, training=False):
+        """The batches of ``dataset``: skorch's iterator, with three differences.
+
+        For the training set of in-memory arrays and the default ``DataLoader``
+        (with at most ``batch_size``, ``shuffle`` and ``drop_last`` set) whole
+        batches are sliced from the arrays instead of collated sample by sample,
+        which yields the same batches at a fraction of the cost. The batch size
+        is passed on as a Python int (NumPy integers are accepted). The default
+        ``DataLoader`` of prediction and validation draws its base seed from a
+        private generator, so predicting never advances torch's global RNG.
         """
-        kwargs = self.get_params_for("iterator_train")
+        if training:
+            kwargs, iterator = self.get_params_for("iterator_train"), self.iterator_train
+        else:
+            kwargs, iterator = self.get_params_for("iterator_valid"), self.iterator_valid
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        batch_size = len(dataset) if batch_size == -1 else int(batch_size)
         if (training and type(dataset) is _EncodedDataset  # subclasses add fields
                 and isinstance(dataset.X, np.ndarray)
-                and self.iterator_train is DataLoader
-                and set(kwargs) <= {"batch_size", "shuffle", "drop_last"}):
-            batch_size = kwargs.get("batch_size", self.batch_size)
-            if batch_size == -1:
-                batch_size = len(dataset)
+                and iterator is DataLoader
+                and set(kwargs) <= {"shuffle", "drop_last"}):
             return _ArrayBatches(dataset.X, dataset.y_codes, batch_size,
                                  shuffle=kwargs.get("shuffle", False),
                                  drop_last=kwargs.get("drop_last", False))
-        return super().get_iterator(dataset, training=training)
+        if not training and iterator is DataLoader and "generator" not in kwargs:
+            kwargs["generator"] = torch.Generator()
+        return iterator(dataset, batch_size=batch_size, **kwargs)
 
     def get_dataset(self, X, y=None, sample_weight=None):
         """skorch's dataset of ``(X, y)``; with labels, one that feeds class codes.
@@ -501,41 +704,185 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         X, y, sample_weight = self._check_fit_data(X, y, sample_weight, reset=True)
         fresh = not self.warm_start or not self.initialized_
         return self._train(X, y, sample_weight, fit_params, initialize=fresh,
-                           routing="fit")
+                           routing="fit", restart=True)
 
     def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Continue training on ``(X, y)`` (the first call behaves like ``fit``).
 
-        ``classes`` is accepted for scikit-learn compatibility and unused: the
-        classes are those of the first call. ``sample_weight`` is as in
-        :meth:`fit`.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training inputs, inside ``[clip_min, clip_max]``.
+        y : array-like of shape (n_samples,)
+            Class labels; at later calls a subset of the classes.
+        classes : array-like of shape (n_classes,), default=None
+            Every label of the task, as in scikit-learn's ``partial_fit``. At the
+            first call it fixes ``classes_`` (``y`` may then hold only some of
+            them, even one); at later calls it may be omitted or repeated (a
+            different set is a ValueError). Without it the first call takes the
+            classes of its ``y``. A label of ``y`` outside the classes is a
+            ValueError.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : object
+            The classifier.
         """
         first = not hasattr(self, "label_encoder_")
-        X, y, sample_weight = self._check_fit_data(X, y, sample_weight, reset=first)
+        X, y, sample_weight = self._check_fit_data(X, y, sample_weight, reset=first,
+                                                   classes=classes)
         return self._train(X, y, sample_weight, fit_params,
-                           initialize=not self.initialized_, routing="partial_fit")
+                           initialize=not self.initialized_, routing="partial_fit",
+                           restart=first)
 
-    def _train(self, X, y, sample_weight, fit_params, *, initialize, routing):
-        """skorch's training on validated data, in a forked RNG.
+    def _next_train_seed(self, restart):
+        """The torch seed of this training call (see the class's Notes).
+
+        An int ``random_state`` seeds the first call (``fit``, or the first
+        ``partial_fit``) with itself and the ``k``-th later ``partial_fit`` with
+        ``derive_seed(random_state, k)``; a RandomState instance or None gives a
+        new seed drawn from it (from NumPy's global RNG) at every call.
+        """
+        calls = 0 if restart else getattr(self, "_n_train_calls", 0)
+        seed = seed_from_random_state(self.random_state,
+                                      name=f"{type(self).__name__}: random_state")
+        self._n_train_calls = calls + 1
+        if isinstance(self.random_state, numbers.Integral) and calls:
+            seed = derive_seed(seed, calls)
+        return seed
+
+    def _train(self, X, y, sample_weight, fit_params, *, initialize, routing,
+               restart):
+        """skorch's training on validated data, in a forked, seeded RNG.
 
         This is skorch's ``partial_fit`` (callbacks see the arrays ``X`` and
-        ``y``), with the training set built once, sample weights included.
+        ``y``), with the training set built once, sample weights included. The
+        module is left in eval mode.
         """
         dataset = self.get_dataset(X, y, sample_weight=sample_weight)
         if _FIT_LOOP_ROUTES:
             fit_params = {**fit_params, "_routing_method": routing}
-        seed = None if self.random_state is None else seed_from_random_state(
-            self.random_state)
+        seed = self._next_train_seed(restart)
         with fork_rng(seed, self.device):
-            if initialize:
-                self.initialize()
-            self.notify("on_train_begin", X=X, y=y)
+            self._train_seed = seed
             try:
-                self.fit_loop(dataset, y, **fit_params)
-            except KeyboardInterrupt:
-                pass
-            self.notify("on_train_end", X=X, y=y)
+                if initialize:
+                    self.initialize()
+                self.notify("on_train_begin", X=X, y=y)
+                try:
+                    self.fit_loop(dataset, y, **fit_params)
+                except KeyboardInterrupt:
+                    pass
+                self.notify("on_train_end", X=X, y=y)
+            finally:
+                self._train_seed = None
+                if self.initialized_:
+                    # predictions and attacks run in eval mode: a fitted module
+                    # in eval mode is never switched by concurrent predictions
+                    self._set_training(False)
         return self
+
+    # ------------------------------------------------------------ persistence
+    def save_params(self, f_params=None, f_optimizer=None, f_criterion=None,
+                    f_history=None, use_safetensors=False, *, f_fitted=None,
+                    **kwargs):
+        """Save the network's parameters, optimizer, criterion, history and data
+        attributes (skorch's ``save_params`` with ``f_fitted``).
+
+        Parameters
+        ----------
+        f_params, f_optimizer, f_criterion, f_history : str, path or file, \
+default=None
+            As in :meth:`skorch.NeuralNet.save_params` (``None``: not saved).
+        use_safetensors : bool, default=False
+            As in skorch (for the ``state_dict`` files).
+        f_fitted : str, path or file, default=None
+            Where to write, as JSON, what the classifier learned from the data
+            besides the network: ``classes_``, ``input_shape_``,
+            ``n_features_in_`` and ``feature_names_in_``. :meth:`load_params`
+            needs it to build the default network and to predict labels.
+        **kwargs : dict
+            skorch's ``f_<name>`` for further modules, optimizers or criteria.
+        """
+        if f_fitted is not None:
+            check_is_fitted(self, ["label_encoder_", "input_shape_"])
+            state = {"format": _FITTED_FORMAT, "estimator": type(self).__name__,
+                     "classes": self.classes_.tolist(),
+                     "classes_dtype": self.classes_.dtype.str,
+                     "input_shape": list(self.input_shape_),
+                     "n_features_in": int(getattr(self, "n_features_in_",
+                                                  np.prod(self.input_shape_))),
+                     "feature_names_in": (self.feature_names_in_.tolist()
+                                          if hasattr(self, "feature_names_in_")
+                                          else None)}
+            try:
+                text = json.dumps(state)
+            except TypeError as exc:
+                raise TypeError(
+                    f"The classes of {type(self).__name__} cannot be written as "
+                    f"JSON ({exc}); pickle the whole estimator instead.") from exc
+            _write_text(f_fitted, text)
+        if any(f is not None for f in (f_params, f_optimizer, f_criterion,
+                                       f_history, *kwargs.values())):
+            super().save_params(f_params=f_params, f_optimizer=f_optimizer,
+                                f_criterion=f_criterion, f_history=f_history,
+                                use_safetensors=use_safetensors, **kwargs)
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None,
+                    f_history=None, checkpoint=None, use_safetensors=False, *,
+                    f_fitted=None, **kwargs):
+        """Load what :meth:`save_params` saved, into a fitted or a new classifier.
+
+        With ``f_fitted`` the data attributes are restored first and the network
+        is built from them (in a forked RNG seeded from ``random_state``) unless
+        an initialised one of the same input shape and classes is there, so a
+        new instance constructed with the same parameters predicts like the
+        saved one after ``load_params(f_params=..., f_fitted=...)``::
+
+            clf.save_params(f_params="net.pt", f_fitted="fitted.json")
+            new = AdversarialClassifier(**params)          # not fitted
+            new.load_params(f_params="net.pt", f_fitted="fitted.json")
+
+        The module is left in eval mode. Other arguments are those of
+        :meth:`skorch.NeuralNet.load_params`; the optimizer state and the history
+        (``f_optimizer``, ``f_history``) let :meth:`partial_fit` continue.
+        """
+        if f_fitted is not None:
+            state = _read_fitted(f_fitted, type(self).__name__)
+            before = (getattr(self, "input_shape_", None),
+                      getattr(self, "label_encoder_", None)
+                      and self.label_encoder_.classes_.tolist())
+            self._restore_fitted(state)
+            after = (self.input_shape_, self.classes_.tolist())
+            if not self.initialized_ or before != after:
+                self._check_params()
+                with fork_rng(seed_from_random_state(self.random_state),
+                              self.device):
+                    self.initialize()
+        super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                            f_criterion=f_criterion, f_history=f_history,
+                            checkpoint=checkpoint, use_safetensors=use_safetensors,
+                            **kwargs)
+        if self.initialized_:
+            self._set_training(False)
+
+    def _restore_fitted(self, state):
+        """Set the data attributes written by ``save_params(f_fitted=...)``."""
+        classes = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        self.label_encoder_ = LabelEncoder().fit(classes)
+        self.classes_inferred_ = self.label_encoder_.classes_
+        self.input_shape_ = tuple(int(d) for d in state["input_shape"])
+        self.n_features_in_ = int(state["n_features_in"])
+        if state.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(state["feature_names_in"],
+                                                dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._n_train_calls = 1   # a later partial_fit continues, with new seeds
 
     @property
     def classes_(self):
@@ -547,10 +894,18 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits) for ``X``."""
-        check_is_fitted(self, ["label_encoder_", "module_"])
+        self._check_is_fitted()
         if not is_dataset(X):  # skorch's own callbacks pass validation datasets
             X = self._check_X(X, reset=False)
         return super().predict_proba(X)
+
+    def _check_is_fitted(self):
+        check_is_fitted(
+            self, ["label_encoder_", "module_"],
+            msg=(f"This {type(self).__name__} instance is not fitted yet: call fit "
+                 "or partial_fit first, or load_params(f_params=..., "
+                 "f_fitted=...) with the files of save_params (f_fitted holds "
+                 "the classes)."))
 
     def predict(self, X):
         """Predicted class labels for ``X``."""
@@ -566,7 +921,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             Logits; for two classes, scikit-learn's convention of one score per
             sample, the logit of ``classes_[1]`` minus that of ``classes_[0]``.
         """
-        check_is_fitted(self, ["label_encoder_", "module_"])
+        self._check_is_fitted()
         X = self._check_X(X, reset=False)
         with torch.no_grad():
             logits = [to_tensor(out, device="cpu") for out in self.forward_iter(X)]

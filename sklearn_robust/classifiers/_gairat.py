@@ -23,7 +23,6 @@ from ..utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from ..utils._torch import seed_from_random_state
 from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
 from ._trades import trades_loss
 
@@ -606,10 +605,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        seed = (None if self.random_state is None
-                else seed_from_random_state(self.random_state) + 2)
         self.cw_attack_ = self.pgd_attack(loss="cw", random_start="normal",
-                                          random_state=np.random.RandomState(seed))
+                                          random_state=self.training_random_state(2))
 
     def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """``CE(f(x), y) + beta * mean[w KL(x, x_adv) + (1 - w) KL(x, x_cw)]``."""

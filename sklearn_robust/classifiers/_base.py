@@ -647,10 +647,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         ``DataLoader`` of prediction and validation draws its base seed from a
         private generator, so predicting never advances torch's global RNG.
         """
-        if training:
-            kwargs, iterator = self.get_params_for("iterator_train"), self.iterator_train
-        else:
-            kwargs, iterator = self.get_params_for("iterator_valid"), self.iterator_valid
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs, iterator = self.get_params_for(prefix), getattr(self, prefix)
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else int(batch_size)
         if (training and type(dataset) is _EncodedDataset  # subclasses add fields

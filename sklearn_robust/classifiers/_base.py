@@ -142,7 +142,7 @@ class _ArrayBatches:
     """Mini-batches sliced from in-memory arrays, in a DataLoader's order.
 
     Shuffling draws a permutation from torch's global RNG, as ``DataLoader``
-    does (``fit`` forks and seeds it when ``random_state`` is set).
+    does (training forks and seeds it).
     """
 
     def __init__(self, X, y, batch_size, shuffle=False, drop_last=False):

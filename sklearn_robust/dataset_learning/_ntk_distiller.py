@@ -208,6 +208,7 @@ class NTKRobustDistiller(BaseRobustDataset):
     random_state : int, RandomState instance or None, default=None
         Seeds the initial support, the batches and PGD's random starts; global
         RNGs are left untouched.
+        An int must lie in ``[0, 2**32 - 1]`` (as in scikit-learn).
     %(verbose)s
 
     Attributes
@@ -432,7 +433,8 @@ class NTKRobustDistiller(BaseRobustDataset):
         self.kernel_ = kernel
         device = torch.device(self.device)
         dtype = _DTYPES[self.dtype]
-        rng = np.random.RandomState(seed_from_random_state(self.random_state))
+        rng = np.random.RandomState(seed_from_random_state(
+            self.random_state, name=f"{type(self).__name__}: random_state"))
         self.classes_, codes = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
         n = X.shape[0]

@@ -178,6 +178,7 @@ torch.nn.Module, default=None
     random_state : int, RandomState instance or None, default=None
         Seeds the start images and the training of the network; the global torch
         and NumPy RNGs are left untouched.
+        An int must lie in ``[0, 2**32 - 1]`` (as in scikit-learn).
     %(verbose)s
 
     Attributes
@@ -407,7 +408,8 @@ torch.nn.Module, default=None
         self._check_params()
         device = torch.device(self.device)
         self.classes_ = np.unique(y)
-        rng = np.random.RandomState(seed_from_random_state(self.random_state))
+        rng = np.random.RandomState(seed_from_random_state(
+            self.random_state, name=f"{type(self).__name__}: random_state"))
         net_seed = int(rng.randint(2**31 - 1))
 
         est, module = self._fit_estimator(X, y, net_seed)

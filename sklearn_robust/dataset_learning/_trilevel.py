@@ -239,6 +239,7 @@ default=None
     random_state : int, RandomState instance or None, default=None
         Seeds batches, network initialisations, architecture draws and PGD random
         starts; the global torch and NumPy RNGs are left untouched.
+        An int must lie in ``[0, 2**32 - 1]`` (as in scikit-learn).
     %(verbose)s
 
     Attributes
@@ -470,7 +471,8 @@ default=None
         n_classes = len(self.classes_)
         input_shape = tuple(X.shape[1:])
         n = X.shape[0]
-        rng = np.random.RandomState(seed_from_random_state(self.random_state))
+        rng = np.random.RandomState(seed_from_random_state(
+            self.random_state, name=f"{type(self).__name__}: random_state"))
 
         x_real = torch.as_tensor(X, dtype=torch.float32, device=device)
         y_real = torch.as_tensor(codes, dtype=torch.long, device=device)

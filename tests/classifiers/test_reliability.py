@@ -123,7 +123,7 @@ def test_negative_seeds_are_rejected_consistently(data):
     with pytest.raises(ValueError, match="random_state must be an int"):
         PGD(eps=0.1, n_steps=1, random_state=-1).perturb(
             torch.nn.Linear(6, 3), X[:4], y[:4])
-    with pytest.raises(ValueError, match="random_state must be an int"):
+    with pytest.raises(ValueError, match="NTKRobustDistiller: random_state must"):
         NTKRobustDistiller(eps=0.1, max_iter=1, n_steps=1,
                            random_state=-1).fit(X, y)
 

@@ -118,6 +118,8 @@ def fork_rng(seed, device="cpu"):
 
     The CPU generator (and, for a CUDA ``device``, that device's generator) is
     saved, seeded with ``seed`` and restored on exit, even when the body raises.
+    Other accelerators (``"mps"``, ``"xpu"``) are seeded by
+    :func:`torch.manual_seed` but their generators are not restored.
     These generators are process-global, so the body runs under a re-entrant
     process-wide lock: forked bodies of different threads run one at a time and
     each sees only its own draws. Code that draws from torch's global RNG
@@ -135,11 +137,14 @@ def fork_rng(seed, device="cpu"):
         devices = [device.index if device.index is not None
                    else torch.cuda.current_device()]
     with _RNG_LOCK, torch.random.fork_rng(devices=devices):
-        # seed only the forked generators (torch.manual_seed seeds every GPU)
-        torch.random.default_generator.manual_seed(seed)
-        for index in devices:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
+        if device.type in ("cpu", "cuda"):
+            # seed only the forked generators (torch.manual_seed seeds every GPU)
+            torch.random.default_generator.manual_seed(seed)
+            for index in devices:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
+        else:  # other accelerators (mps, xpu): seeded, their state not restored
+            torch.manual_seed(seed)
         yield
 
 

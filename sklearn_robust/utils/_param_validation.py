@@ -38,12 +38,13 @@ from ._sklearn_private import (
 from ._sklearn_private import Interval as _SklearnInterval
 from ._sklearn_private import Options as _SklearnOptions
 from ._sklearn_private import StrOptions as _SklearnStrOptions
-from ._validation import NORMS
+from ._validation import FLOAT32_MAX, NORMS
 
 __all__ = ["HasMethods", "Hidden", "InstanceOf", "Interval", "InvalidParameterError",
            "NON_NEGATIVE_INT", "NON_NEGATIVE_REAL", "Options", "POSITIVE_INT",
            "POSITIVE_REAL", "RealNotInt", "StrOptions", "THREAT_CONSTRAINTS",
-           "TorchDevice", "validate_params", "validate_parameter_constraints"]
+           "TorchDevice", "validate_function_params", "validate_params",
+           "validate_parameter_constraints"]
 
 
 class Interval(_SklearnInterval):
@@ -51,7 +52,9 @@ class Interval(_SklearnInterval):
 
     ``Interval(numbers.Integral, 1, None, closed="left")`` is an int >= 1 (not
     ``True``); ``Interval(numbers.Real, 0, None, closed="left")`` a finite real
-    >= 0. ``finite=False`` admits infinite reals (the bounds still apply).
+    >= 0. ``finite=False`` admits infinite reals (the bounds still apply). Finite
+    reals beyond float32's range (``|x| > 3.4e38``) are rejected either way: the
+    models compute in float32, where they overflow.
     """
 
     def __init__(self, type, left, right, *, closed, finite=True):
@@ -61,9 +64,11 @@ class Interval(_SklearnInterval):
     def is_satisfied_by(self, val):
         if isinstance(val, (bool, np.bool_)):
             return False
-        if (self.finite and isinstance(val, numbers.Real)
-                and not isinstance(val, numbers.Integral) and not math.isfinite(val)):
-            return False
+        if isinstance(val, numbers.Real) and not isinstance(val, numbers.Integral):
+            if not math.isfinite(val) and (self.finite or math.isnan(val)):
+                return False
+            if math.isfinite(val) and abs(val) > FLOAT32_MAX:
+                return False
         return super().is_satisfied_by(val)
 
     def __str__(self):
@@ -161,8 +166,36 @@ def validate_parameter_constraints(parameter_constraints, params, caller_name):
         shown = [str(c) for c in constraints if not c.hidden]
         text = (shown[0] if len(shown) == 1
                 else f"{', '.join(shown[:-1])} or {shown[-1]}")
+        hint = ""
+        if (isinstance(value, numbers.Real) and math.isfinite(value)
+                and abs(value) > FLOAT32_MAX):
+            hint = f" (beyond float32's range, +-{FLOAT32_MAX:.3g}, where it overflows)"
         raise InvalidParameterError(f"{caller_name}: {name} must be {text}, "
-                                    f"got {value!r}.")
+                                    f"got {value!r}{hint}.")
+
+
+def validate_function_params(parameter_constraints):
+    """Decorator validating a public function's arguments, as scikit-learn's
+    ``validate_params`` (the message names the function and the argument)."""
+    import functools
+    import inspect
+
+    def decorate(func):
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            validate_parameter_constraints(
+                parameter_constraints,
+                {k: v for k, v in bound.arguments.items() if k in parameter_constraints},
+                caller_name=func.__name__)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def validate_params(estimator):

@@ -189,7 +189,8 @@ def validate_function_params(parameter_constraints):
             bound.apply_defaults()
             validate_parameter_constraints(
                 parameter_constraints,
-                {k: v for k, v in bound.arguments.items() if k in parameter_constraints},
+                {k: v for k, v in bound.arguments.items()
+                 if k in parameter_constraints},
                 caller_name=func.__name__)
             return func(*args, **kwargs)
 

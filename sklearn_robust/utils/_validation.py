@@ -104,8 +104,8 @@ def check_float_tensor(X, name="X", *, min_ndim=2, dtype=None, device=None,
             what = {"c": "complex numbers", "b": "booleans"}.get(
                 X.dtype.kind, f"values of dtype {X.dtype}")
             raise TypeError(f"{name} must hold real numbers, got {what}.")
-        X = torch.as_tensor(np.ascontiguousarray(X),
-                            dtype=dtype or (None if X.dtype.kind == "f" else torch.float32))
+        kept = None if X.dtype.kind == "f" else torch.float32
+        X = torch.as_tensor(np.ascontiguousarray(X), dtype=dtype or kept)
     if dtype is not None or device is not None:
         X = X.to(dtype=dtype or X.dtype, device=device or X.device)
     if X.ndim < min_ndim:

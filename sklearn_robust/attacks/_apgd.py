@@ -9,7 +9,8 @@ import torch
 from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ..utils._torch import per_sample
 from ._base import BaseAttack
-from ._losses import get_loss, targeted_dlr_loss
+from ._losses import _targeted_dlr_loss as targeted_dlr_loss
+from ._losses import get_loss
 from ._projections import ascent_step, clip_to_box, project, random_init
 
 __all__ = ["APGD", "APGDT", "apgd_checkpoints", "apgd_run"]

@@ -11,8 +11,13 @@ from sklearn.base import BaseEstimator
 
 from ..exceptions import NotLogitsWarning
 from ..utils._param_validation import THREAT_CONSTRAINTS, InstanceOf, validate_params
-from ..utils._torch import as_tensor, eval_mode, make_generator
-from ..utils._validation import check_clip_box, check_finite_tensor, check_in_box
+from ..utils._torch import eval_mode, make_generator
+from ..utils._validation import (
+    check_class_codes,
+    check_clip_box,
+    check_float_tensor,
+    check_in_box,
+)
 
 __all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "predict_labels"]
 
@@ -112,31 +117,8 @@ class BaseAttack(BaseEstimator):
         self._check_params()
         if not check_input:
             return self._attack_batch(model, X.detach(), y, return_info)
-        from_numpy = not isinstance(X, torch.Tensor)
-        if from_numpy:
-            X = np.asarray(X)
-            if not (np.issubdtype(X.dtype, np.floating)
-                    or np.issubdtype(X.dtype, np.integer)):
-                raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
-            x = torch.as_tensor(X, dtype=torch.float32)
-        else:
-            if not X.is_floating_point():
-                raise TypeError(
-                    f"X must be a floating point tensor, got {X.dtype}; cast it first.")
-            x = X
-        y = as_tensor(y, device=x.device)
-        if y.ndim != 1 or y.is_floating_point() and not torch.equal(y, y.round()):
-            raise ValueError(f"y must be a 1-D array of class indices, got shape "
-                             f"{tuple(y.shape)}.")
-        y = y.long()
-        if x.ndim < 2 or x.shape[0] != y.shape[0]:
-            raise ValueError(
-                "X must have shape (n_samples, ...) with n_samples == len(y); got X "
-                f"of shape {tuple(x.shape)} and {y.shape[0]} labels.")
-        check_finite_tensor(x)
-        check_in_box(x, self.clip_min, self.clip_max)
-        if x.shape[0]:
-            _check_model_and_labels(model, x, y)
+        x, y, from_numpy = check_attack_input(model, X, y, clip_min=self.clip_min,
+                                              clip_max=self.clip_max)
 
         out = self._attack_batch(model, x.detach(), y, return_info)
         if from_numpy:
@@ -184,6 +166,27 @@ class BaseAttack(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def check_attack_input(model, X, y, *, clip_min=None, clip_max=None):
+    """Validate the data of an attack: ``(x, y, from_numpy)`` or a clear error.
+
+    ``X`` must be a floating tensor or a real array of shape ``(n_samples, ...)``
+    (arrays become float32), finite and inside the clip box; ``y`` one integer
+    class index per row. One forward pass on ``X[:1]`` then checks that the model
+    takes ``X`` and that ``y`` indexes its classes.
+    """
+    from_numpy = not isinstance(X, torch.Tensor)
+    if not from_numpy and not X.is_floating_point():
+        raise TypeError(
+            f"X must be a floating point tensor, got {X.dtype}; cast it first.")
+    x = check_float_tensor(X, "X", min_ndim=2, allow_empty=True,
+                           dtype=torch.float32 if from_numpy else None)
+    y = check_class_codes(y, n_samples=x.shape[0], device=x.device)
+    check_in_box(x, clip_min, clip_max)
+    if x.shape[0]:
+        _check_model_and_labels(model, x, y)
+    return x, y, from_numpy
 
 
 def _check_model_and_labels(model, x, y):

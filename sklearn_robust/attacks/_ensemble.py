@@ -9,9 +9,16 @@ import torch
 from sklearn.base import clone
 
 from ..exceptions import GradientMaskingWarning
+from ..utils._param_validation import POSITIVE_INT, validate_parameter_constraints
 from ..utils._torch import as_tensor, eval_mode, make_generator
 from ._apgd import APGD, APGDT
-from ._base import BaseAttack, is_attack, predict_labels, set_threat_model
+from ._base import (
+    BaseAttack,
+    check_attack_input,
+    is_attack,
+    predict_labels,
+    set_threat_model,
+)
 from ._logit_scaled import LogitScaledPGD
 from ._square import Square
 
@@ -93,8 +100,9 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
         ``"fooled_by"`` (index in ``attacks`` of the attack that fooled the point,
         -1 where the point was misclassified from the start or never fooled).
     check_input : bool, default=True
-        Let the attacks of this library validate the points they are given.
-        ``False`` skips that (for callers that validated ``X`` against the
+        Check ``X`` and ``y`` (and the model's output on them) first, and let the
+        attacks of this library validate the points they are given. ``False``
+        skips that (for callers that validated ``X`` against the
         attacks' clip box already, as :class:`AutoAttack` does); other objects
         with a ``perturb`` method are always called without it.
     batch_size : int or None, default=None
@@ -128,14 +136,15 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     >>> robust.dtype
     torch.bool
     """
-    from_numpy = not isinstance(X, torch.Tensor)
-    x = torch.as_tensor(np.asarray(X), dtype=torch.float32) if from_numpy else X
+    validate_parameter_constraints({"batch_size": [POSITIVE_INT, None]},
+                                   {"batch_size": batch_size}, caller_name="cascade")
+    if check_input:
+        x, y, from_numpy = check_attack_input(model, X, y)
+    else:
+        from_numpy = not isinstance(X, torch.Tensor)
+        x = torch.as_tensor(np.asarray(X), dtype=torch.float32) if from_numpy else X
+        y = as_tensor(y, device=x.device).long()
     x = x.detach()
-    y = as_tensor(y, device=x.device).long()
-    if y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError("X must have shape (n_samples, ...) with n_samples == "
-                         f"len(y); got X of shape {tuple(x.shape)} and y of shape "
-                         f"{tuple(y.shape)}.")
     for a in attacks:
         if not is_attack(a):
             raise TypeError(f"Every attack needs a perturb method; got {a!r}.")
@@ -152,7 +161,7 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
             idx = robust.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            for rows in idx.split(batch_size or idx.numel()):
+            for rows in idx.split(int(batch_size or idx.numel())):
                 xb, yb = x[rows].to(device), y[rows].to(device)
                 if check_input or not isinstance(attack, BaseAttack):
                     adv = attack.perturb(model, xb, yb)

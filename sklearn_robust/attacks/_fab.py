@@ -8,6 +8,7 @@ import torch
 
 from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
 from ..utils._torch import per_sample
+from ..utils._validation import check_clip_box, check_float_tensor, check_in_box
 from ._base import BaseAttack
 from ._projections import clip_to_box
 
@@ -39,6 +40,44 @@ def _dual_norm(t, norm):
 def _exclusive_cumsum(t):
     """Cumulative sums along rows with a leading zero column: ``(n, d + 1)``."""
     return torch.cat([torch.zeros_like(t[:, :1]), t.cumsum(dim=1)], dim=1)
+
+
+def _project_onto_hyperplane_box(p, w, c, norm, clip_min=None, clip_max=None):
+    """The unchecked projection (FAB's inner loop); see the public function."""
+    a = w * torch.sign(c)[:, None]  # needs a . d = -|c|
+    target = c.abs()
+    inf = torch.full_like(p, float("inf"))
+    room_down = p - clip_min if clip_min is not None else inf
+    room_up = clip_max - p if clip_max is not None else inf
+    absa = a.abs()
+    active = absa > 0
+    # room of each coordinate in the direction -sign(a_i)
+    room = torch.where(a > 0, room_down, room_up).clamp_min(0)
+    room = torch.where(active, room, torch.zeros_like(room))
+    if norm == "l1":
+        amount = _l1_amounts(absa, room, target)
+    else:
+        # g(lam) = sum_i min(lam * k_i, v_i) must reach |c|; breakpoints v_i / k_i
+        k = absa if norm == "linf" else absa * absa
+        v = absa * room
+        breaks = torch.where(active, room if norm == "linf" else room / absa, inf)
+        order = breaks.argsort(dim=1)
+        b_s, k_s, v_s = (t.gather(1, order) for t in (breaks, k, v))
+        cum_k, cum_v = k_s.cumsum(dim=1), v_s.cumsum(dim=1)
+        total_k = cum_k[:, -1:]
+        g = cum_v + b_s * (total_k - cum_k).clamp_min(0)
+        g = torch.where(torch.isfinite(b_s), g, inf)
+        # first breakpoint where g reaches the target; lam lies just before it
+        pos = (g < target[:, None]).sum(dim=1, keepdim=True)
+        slope = (total_k - _exclusive_cumsum(k_s).gather(1, pos)).squeeze(1)
+        rest = (target - _exclusive_cumsum(v_s).gather(1, pos).squeeze(1)).clamp_min(0)
+        feasible = slope > 0
+        lam = torch.where(feasible, rest / torch.where(feasible, slope, 1.0),
+                          torch.full_like(rest, float("inf")))[:, None]
+        amount = torch.minimum(lam if norm == "linf" else lam * absa, room)
+    d = -torch.sign(a) * torch.where(active, amount, torch.zeros_like(amount))
+    return torch.where(active, d, torch.zeros_like(d))
+
 
 
 def project_onto_hyperplane_box(p, w, c, norm, clip_min=None, clip_max=None):
@@ -75,41 +114,25 @@ def project_onto_hyperplane_box(p, w, c, norm, clip_min=None, clip_max=None):
     -------
     d : tensor of shape (n, d)
         The step; zero on the coordinates where ``w`` is zero.
-    """
-    a = w * torch.sign(c)[:, None]  # needs a . d = -|c|
-    target = c.abs()
-    inf = torch.full_like(p, float("inf"))
-    room_down = p - clip_min if clip_min is not None else inf
-    room_up = clip_max - p if clip_max is not None else inf
-    absa = a.abs()
-    active = absa > 0
-    # room of each coordinate in the direction -sign(a_i)
-    room = torch.where(a > 0, room_down, room_up).clamp_min(0)
-    room = torch.where(active, room, torch.zeros_like(room))
-    if norm == "l1":
-        amount = _l1_amounts(absa, room, target)
-    else:
-        # g(lam) = sum_i min(lam * k_i, v_i) must reach |c|; breakpoints v_i / k_i
-        k = absa if norm == "linf" else absa * absa
-        v = absa * room
-        breaks = torch.where(active, room if norm == "linf" else room / absa, inf)
-        order = breaks.argsort(dim=1)
-        b_s, k_s, v_s = (t.gather(1, order) for t in (breaks, k, v))
-        cum_k, cum_v = k_s.cumsum(dim=1), v_s.cumsum(dim=1)
-        total_k = cum_k[:, -1:]
-        g = cum_v + b_s * (total_k - cum_k).clamp_min(0)
-        g = torch.where(torch.isfinite(b_s), g, inf)
-        # first breakpoint where g reaches the target; lam lies just before it
-        pos = (g < target[:, None]).sum(dim=1, keepdim=True)
-        slope = (total_k - _exclusive_cumsum(k_s).gather(1, pos)).squeeze(1)
-        rest = (target - _exclusive_cumsum(v_s).gather(1, pos).squeeze(1)).clamp_min(0)
-        feasible = slope > 0
-        lam = torch.where(feasible, rest / torch.where(feasible, slope, 1.0),
-                          torch.full_like(rest, float("inf")))[:, None]
-        amount = torch.minimum(lam if norm == "linf" else lam * absa, room)
-    d = -torch.sign(a) * torch.where(active, amount, torch.zeros_like(amount))
-    return torch.where(active, d, torch.zeros_like(d))
 
+    Raises
+    ------
+    ValueError, TypeError
+        If ``p`` and ``w`` are not finite floating tensors of one shape ``(n, d)``,
+        ``c`` not ``n`` finite values, ``norm`` unknown, the box invalid or ``p``
+        outside it.
+    """
+    p = check_float_tensor(p, "p", min_ndim=2)
+    w = check_float_tensor(w, "w", min_ndim=2, dtype=p.dtype, device=p.device)
+    c = check_float_tensor(c, "c", min_ndim=1, dtype=p.dtype, device=p.device)
+    if p.ndim != 2 or w.shape != p.shape or c.shape != p.shape[:1]:
+        raise ValueError(f"p and w must have one shape (n, d) and c shape (n,); got "
+                         f"{tuple(p.shape)}, {tuple(w.shape)} and {tuple(c.shape)}.")
+    if norm not in ("linf", "l2", "l1"):
+        raise ValueError(f"norm must be one of ('l1', 'l2', 'linf'), got {norm!r}.")
+    check_clip_box(clip_min, clip_max)
+    check_in_box(p, clip_min, clip_max, name="p")
+    return _project_onto_hyperplane_box(p, w, c, norm, clip_min, clip_max)
 
 def _l1_amounts(absa, room, target):
     """Per-coordinate moves of the L1 projection: largest ``|w_i|`` first."""
@@ -363,7 +386,7 @@ class FAB(BaseAttack):
             with torch.no_grad():
                 # the hyperplane {z : df + w . (z - x1) = 0}, from x1 and from x0
                 c0 = df + (w * (x0f - x1)).sum(dim=1)
-                steps = project_onto_hyperplane_box(
+                steps = _project_onto_hyperplane_box(
                     torch.cat([x1, x0f]), torch.cat([w, w]), torch.cat([df, c0]),
                     norm, lo, hi)
                 d1, d0 = steps[:n], steps[n:]

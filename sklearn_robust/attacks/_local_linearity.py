@@ -8,7 +8,7 @@ from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL
 from ._ascent import ascend
 from ._base import BaseAttack
-from ._losses import ce_loss
+from ._losses import _ce_loss as ce_loss
 from ._projections import ascent_step, normal_start
 
 __all__ = ["LocalLinearityAttack", "per_sample_dot"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from skorch.callbacks import PrintLog
 
-from ..attacks._losses import kl_loss
+from ..attacks._losses import _kl_loss as kl_loss
 from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import (
@@ -106,7 +106,12 @@ def gair_weights(kappa, n_steps, gair_lambda=-1.0, weight_function="tanh", *,
         {"n_steps": n_steps, "gair_lambda": gair_lambda,
          "weight_function": weight_function},
         caller_name="gair_weights")
-    kappa = np.asarray(kappa)
+    kappa = np.ascontiguousarray(kappa)
+    if kappa.dtype.kind not in "fiu":
+        raise TypeError(f"kappa must hold integer counts, got dtype {kappa.dtype}.")
+    if not np.isfinite(kappa).all() or not np.array_equal(kappa, np.round(kappa)):
+        raise ValueError("kappa must hold integer counts; it holds NaN, infinity or "
+                         "fractions.")
     if kappa.size and (kappa.min() < 0 or kappa.max() > n_steps):
         raise ValueError(f"kappa must lie in [0, n_steps={n_steps}].")
     log_w = _log_gair_weights(torch.as_tensor(kappa, dtype=torch.float64), n_steps,

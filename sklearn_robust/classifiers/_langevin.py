@@ -5,9 +5,14 @@
 import math
 
 from ..attacks._langevin import NOISE_CONSTRAINTS, LangevinSampler
-from ..attacks._losses import kl_loss
+from ..attacks._losses import _kl_loss as kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
-from ..utils._param_validation import NON_NEGATIVE_REAL, StrOptions
+from ..utils._param_validation import (
+    FINITE_REAL,
+    NON_NEGATIVE_REAL,
+    StrOptions,
+    validate_function_params,
+)
 from ._base import BaseAdversarialClassifier
 
 __all__ = ["LangevinAdvClassifier", "dual_update"]
@@ -15,6 +20,9 @@ __all__ = ["LangevinAdvClassifier", "dual_update"]
 ROBUST_CRITERIA = ("ce", "kl")
 
 
+@validate_function_params({
+    "dual_variable": [NON_NEGATIVE_REAL], "nominal_loss": [FINITE_REAL],
+    "margin": [FINITE_REAL], "dual_step_size": [NON_NEGATIVE_REAL]})
 def dual_update(dual_variable, nominal_loss, *, margin, dual_step_size):
     """Projected dual ascent: ``max(0, nu + dual_step_size * (loss - margin))``.
 
@@ -34,6 +42,12 @@ def dual_update(dual_variable, nominal_loss, *, margin, dual_step_size):
     dual_variable : float
         The updated dual variable: it grows while the constraint is violated and
         shrinks (down to 0) while it is satisfied.
+
+    Raises
+    ------
+    ValueError, TypeError
+        If an argument is not a finite real number (or ``dual_variable`` or
+        ``dual_step_size`` is negative).
 
     Examples
     --------

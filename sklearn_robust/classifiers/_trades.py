@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ..attacks._losses import kl_loss
+from ..attacks._losses import _kl_loss as kl_loss
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import NON_NEGATIVE_REAL
 from ._base import BaseAdversarialClassifier

@@ -3,6 +3,7 @@ warnings."""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -12,10 +13,11 @@ import torch
 from ..attacks import PGD
 from ..attacks._base import _looks_like_probabilities
 from ..exceptions import GradientMaskingWarning, NotLogitsWarning
+from ..utils._param_validation import POSITIVE_INT, Interval, validate_function_params
 from ..utils._torch import eval_mode
-from ..utils._validation import check_clip_box, check_eps, check_in_box, check_norm
+from ..utils._validation import check_clip_box, check_eps, check_norm
 from ..utils._views import get_torch_view
-from ._robust import _resolve_attacks, _robust_correct_on_view
+from ._robust import _resolve_attacks, _robust_correct_on_view, check_scoring_data
 
 __all__ = ["GradientMaskingReport", "gradient_masking_report"]
 
@@ -71,6 +73,9 @@ CHECKS = ("randomized", "probabilities", "zero_gradients", "more_steps_raise_acc
           "black_box_beats_white_box")
 
 
+@validate_function_params({
+    "n_samples": [POSITIVE_INT], "square_queries": [POSITIVE_INT],
+    "tolerance": [Interval(numbers.Real, 0, 1, closed="both")], "warn": ["boolean"]})
 def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
                             clip_max=1.0, n_samples=200, square_queries=1000,
                             tolerance=0.02, checks=None, random_state=0, warn=True):
@@ -107,7 +112,7 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
         Points checked (the first ``n_samples``).
     square_queries : int, default=1000
         Query budget of the black-box check.
-    tolerance : float, default=0.02
+    tolerance : float in [0, 1], default=0.02
         Accuracy increase tolerated before the monotonicity checks fire.
     random_state : int, default=0
         Seeds the attacks.
@@ -140,9 +145,8 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
         raise ValueError(f"Unknown checks {sorted(unknown)}; choose from {CHECKS}.")
     check_clip_box(clip_min, clip_max)
     view = get_torch_view(estimator)
-    X = np.asarray(X, dtype=np.float32)[:n_samples]
-    y = np.asarray(y)[:n_samples]
-    check_in_box(X, clip_min, clip_max)
+    X, y = check_scoring_data(estimator, X, y, clip_min=clip_min, clip_max=clip_max)
+    X, y = X[:n_samples], y[:n_samples]
     codes = view.encode(y)
     report = GradientMaskingReport()
     box = dict(clip_min=clip_min, clip_max=clip_max, random_state=random_state)

@@ -120,10 +120,12 @@ class RobustnessCurveDisplay:
         """
         eps_arr = np.asarray([check_eps(e) for e in np.atleast_1d(eps).tolist()])
         acc = np.asarray(robust_accuracy, dtype=float)
+        if eps_arr.size == 0:
+            raise ValueError("eps must hold at least one radius.")
         if eps_arr.shape != acc.shape:
             raise ValueError("eps and robust_accuracy must have the same length.")
-        if np.any((acc < 0) | (acc > 1)):
-            raise ValueError("robust_accuracy values must lie in [0, 1].")
+        if not np.all((acc >= 0) & (acc <= 1)):
+            raise ValueError("robust_accuracy values must lie in [0, 1] (no NaN).")
         order = np.argsort(eps_arr, kind="stable")
         disp = cls(eps=eps_arr[order], robust_accuracy=acc[order], name=name, norm=norm)
         return disp.plot(ax=ax, **kwargs) if plot else disp

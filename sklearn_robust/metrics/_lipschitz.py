@@ -7,9 +7,15 @@ import torch
 
 from ..attacks._ascent import ascend
 from ..attacks._projections import ascent_step, random_init
+from ..utils._param_validation import (
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    validate_function_params,
+)
 from ..utils._torch import eval_mode, make_generator
-from ..utils._validation import check_clip_box, check_eps, check_in_box
+from ..utils._validation import check_clip_box, check_eps, check_sample_weight
 from ..utils._views import get_torch_view
+from ._robust import check_scoring_data
 
 __all__ = ["empirical_local_lipschitz", "make_lipschitz_scorer", "LipschitzScorer"]
 
@@ -20,6 +26,9 @@ def _ratio(logits_adv, logits, delta):
     return top / bottom
 
 
+@validate_function_params({
+    "n_steps": [POSITIVE_INT], "step_size": [POSITIVE_REAL],
+    "batch_size": [POSITIVE_INT], "return_per_sample": ["boolean"]})
 def empirical_local_lipschitz(estimator, X, *, eps, n_steps=10, step_size=0.003,
                               clip_min=0.0, clip_max=1.0, batch_size=256,
                               random_state=0, return_per_sample=False):
@@ -73,10 +82,9 @@ def empirical_local_lipschitz(estimator, X, *, eps, n_steps=10, step_size=0.003,
     check_eps(eps)
     check_clip_box(clip_min, clip_max)
     view = get_torch_view(estimator)
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim < 2:
-        raise ValueError(f"X must have shape (n_samples, ...), got {X.shape}.")
-    check_in_box(X, clip_min, clip_max)
+    X, _ = check_scoring_data(estimator, X, clip_min=clip_min, clip_max=clip_max,
+                              labels=False)
+    batch_size = int(batch_size)
     device = view.device
     generator = make_generator(random_state, device)
     out = []
@@ -123,7 +131,8 @@ class LipschitzScorer:
             estimator, X, eps=self.eps, n_steps=self.n_steps, step_size=self.step_size,
             clip_min=self.clip_min, clip_max=self.clip_max, batch_size=self.batch_size,
             random_state=self.random_state, return_per_sample=True)
-        return -float(np.average(values, weights=sample_weight))
+        return -float(np.average(
+            values, weights=check_sample_weight(sample_weight, len(values))))
 
     def __repr__(self):
         return f"LipschitzScorer(eps={self.eps!r})"

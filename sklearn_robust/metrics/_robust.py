@@ -2,7 +2,6 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import numbers
 import warnings
 
 import numpy as np
@@ -12,12 +11,14 @@ from sklearn.base import clone
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
 from ..attacks._base import set_threat_model
 from ..exceptions import BlackBoxAttackWarning
+from ..utils._param_validation import POSITIVE_INT, validate_parameter_constraints
 from ..utils._validation import (
     check_clip_box,
     check_eps,
-    check_finite_tensor,
+    check_float_tensor,
     check_in_box,
     check_norm,
+    check_sample_weight,
 )
 from ..utils._views import get_score_view, get_torch_view
 
@@ -88,6 +89,38 @@ def _black_box_attacks(estimator, attacks, requested, reason, threat):
     return _resolve_attacks(Square(n_queries=queries), **threat)
 
 
+def check_scoring_data(estimator, X, y=None, *, clip_min, clip_max, labels=True):
+    """The clean data of a robustness metric, checked once: ``(X, y)`` as arrays.
+
+    ``X`` must be real (not complex, boolean or text), finite, non-empty, inside the
+    clip box and shaped as the fitted ``estimator`` expects (its ``input_shape_``,
+    else its ``n_features_in_``); ``y`` (when ``labels``) one label per row.
+    Negative strides are fine. Raises a ``ValueError`` or ``TypeError`` naming the
+    problem.
+    """
+    x = check_float_tensor(X, "X", min_ndim=2, dtype=torch.float32)
+    check_in_box(x, clip_min, clip_max)
+    got = tuple(x.shape[1:])
+    shape = getattr(estimator, "input_shape_", None)
+    n_features = getattr(estimator, "n_features_in_", None)
+    expected = (tuple(shape) if shape is not None
+                else (int(n_features),) if n_features is not None else got)
+    if got != expected:
+        raise ValueError(f"X has samples of shape {got}, but "
+                         f"{type(estimator).__name__} was fitted on samples of shape "
+                         f"{expected}.")
+    X = x.cpu().numpy()
+    if not labels:
+        return X, None
+    if y is None:
+        raise ValueError("y is required: the true labels of X.")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"y must have shape ({len(X)},), one label per row of X; "
+                         f"got shape {y.shape}.")
+    return X, y
+
+
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                    clip_max=1.0, batch_size=256, random_state=0):
     """Per-sample robustness: True where the prediction is right under every attack.
@@ -105,9 +138,10 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     check_eps(eps)
     check_norm(norm)
     check_clip_box(clip_min, clip_max)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    validate_parameter_constraints({"batch_size": [POSITIVE_INT]},
+                                   {"batch_size": batch_size},
+                                   caller_name="robust_correct")
+    X, y = check_scoring_data(estimator, X, y, clip_min=clip_min, clip_max=clip_max)
     threat = dict(eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max,
                   random_state=random_state)
     attacks = _resolve_attacks(attack, **threat)
@@ -133,7 +167,7 @@ def _robust_correct_on_view(view, X, y, attacks, *, clip_min, clip_max, batch_si
     attacks : list of attacks
         Run as a :func:`~sklearn_robust.attacks.cascade`, as given.
     clip_min, clip_max : float or None
-        The attacks' clip box, against which ``X`` is checked.
+        The attacks' clip box (``X`` was checked against it).
     batch_size : int
         Points attacked at once by each step of the cascade.
 
@@ -141,20 +175,13 @@ def _robust_correct_on_view(view, X, y, attacks, *, clip_min, clip_max, batch_si
     -------
     correct : ndarray of bool, shape (n_samples,)
     """
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y)
-    if X.ndim < 2 or len(X) != len(y):
-        raise ValueError(f"X must have shape (n_samples, ...) matching y; got X of "
-                         f"shape {X.shape} and {len(y)} labels.")
+    # X and y were validated by check_scoring_data; the attacks skip their checks
     x_all = torch.as_tensor(X)  # stays on the host; batches move to the device
     t_all = torch.as_tensor(view.encode(y))
-    # validated once here; the attacks then skip their own checks
-    check_finite_tensor(x_all)
-    check_in_box(x_all, clip_min, clip_max)
     if len(X) == 0:
         return np.zeros(0, dtype=bool)
     _, ok = cascade(attacks, view, x_all, t_all, check_input=False,
-                    batch_size=batch_size, device=view.device)
+                    batch_size=int(batch_size), device=view.device)
     return ok.numpy()
 
 
@@ -204,6 +231,14 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     score : float
         Fraction of samples classified correctly under every attack.
 
+    Raises
+    ------
+    ValueError, TypeError
+        If a parameter is invalid, or ``X`` is empty, not real, not finite, outside
+        the clip box or not shaped as the estimator's inputs, ``y`` does not give
+        one label seen in fit per row, or ``sample_weight`` is not finite,
+        non-negative and of length ``n_samples`` with a positive sum.
+
     References
     ----------
     .. [1] F. Croce and M. Hein, "Reliable evaluation of adversarial robustness
@@ -213,7 +248,8 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     correct = robust_correct(estimator, X, y, eps=eps, norm=norm, attack=attack,
                              clip_min=clip_min, clip_max=clip_max,
                              batch_size=batch_size, random_state=random_state)
-    return float(np.average(correct, weights=sample_weight))
+    return float(np.average(correct,
+                            weights=check_sample_weight(sample_weight, len(correct))))
 
 
 class RobustScorer:

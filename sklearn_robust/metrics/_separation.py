@@ -3,10 +3,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+import torch
 from scipy.spatial.distance import cdist
 from sklearn.utils import Bunch
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array
+
+from ..utils._validation import check_float_tensor
 
 __all__ = ["dataset_separation"]
 
@@ -16,8 +18,7 @@ _BLOCK = 2 ** 23
 
 
 def _check_X(X, name):
-    X = check_array(X, dtype=np.float64, allow_nd=True, ensure_min_samples=1,
-                    input_name=name)
+    X = check_float_tensor(X, name, min_ndim=2, dtype=torch.float64).numpy()
     return X.reshape(len(X), -1)
 
 
@@ -25,7 +26,10 @@ def _check_y(y, n, name):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {y.shape}.")
-    check_classification_targets(y)
+    try:
+        check_classification_targets(y)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     if len(y) != n:
         raise ValueError(f"{name} has {len(y)} labels for {n} samples.")
     return y

@@ -40,7 +40,8 @@ from ._sklearn_private import Options as _SklearnOptions
 from ._sklearn_private import StrOptions as _SklearnStrOptions
 from ._validation import FLOAT32_MAX, NORMS
 
-__all__ = ["HasMethods", "Hidden", "InstanceOf", "Interval", "InvalidParameterError",
+__all__ = ["FINITE_REAL", "HasMethods", "Hidden", "InstanceOf", "Interval",
+           "InvalidParameterError",
            "NON_NEGATIVE_INT", "NON_NEGATIVE_REAL", "Options", "POSITIVE_INT",
            "POSITIVE_REAL", "RealNotInt", "StrOptions", "THREAT_CONSTRAINTS",
            "TorchDevice", "validate_function_params", "validate_params",
@@ -219,6 +220,8 @@ NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None, closed="left")
 POSITIVE_REAL = Interval(numbers.Real, 0, None, closed="neither")
 #: A finite real >= 0 (weights of loss terms, radii).
 NON_NEGATIVE_REAL = Interval(numbers.Real, 0, None, closed="left")
+#: Any finite real.
+FINITE_REAL = Interval(numbers.Real, None, None, closed="neither")
 
 #: The threat model's parameters, shared by attacks, classifiers and learners
 #: (the clip box's order, ``clip_min < clip_max``, is checked by ``check_clip_box``).

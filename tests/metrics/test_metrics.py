@@ -103,7 +103,7 @@ def test_bad_data(natural_net, small_digits):
         robust_accuracy_score(natural_net, X_test, y_test + 100, eps=0.1)
     with pytest.raises(ValueError, match="clip range"):
         robust_accuracy_score(natural_net, X_test * 5, y_test, eps=0.1)
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="one label per row"):
         robust_accuracy_score(natural_net, X_test, y_test[:5], eps=0.1)
 
 

@@ -52,3 +52,20 @@ def check_grid_search():
         assert all(fitted[name] == value for name, value in search.best_params_.items())
 
     return check
+
+
+# hypothesis profiles of the property suite (tests/test_reliability.py): "ci" is
+# the default, bounded to the suite's budget; "thorough" for a local search
+# (``pytest --hypothesis-profile=thorough tests/test_reliability.py``)
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the suite then skips the property tests
+    pass
+else:
+    settings.register_profile(
+        "ci", max_examples=8, deadline=None, derandomize=True, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile(
+        "thorough", max_examples=200, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.load_profile("ci")

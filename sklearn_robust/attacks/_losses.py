@@ -76,7 +76,8 @@ def _checked(logits, y=None, clean_logits=None, target=None):
     logits = check_logits(logits)
     n, n_classes = logits.shape
     codes = [None if t is None else check_class_codes(
-        t, n_samples=n, n_classes=n_classes, name=name, device=logits.device)
+        t, n_samples=n, n_classes=n_classes, name=name, device=logits.device,
+        rows_of="logits")
         for name, t in (("y", y), ("target", target))]
     if clean_logits is not None:
         clean_logits = check_logits(clean_logits, "clean_logits", n_samples=n)

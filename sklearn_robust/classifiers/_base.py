@@ -435,6 +435,14 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         yi, sample_weight = _unpack_target(to_tensor(yi, device=self.device))
         loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
                                         **fit_params)
+        if not torch.isfinite(loss):
+            # as scikit-learn's SGD estimators: a diverged fit is an error, not a
+            # model of NaN weights
+            raise ValueError(
+                f"{type(self).__name__}: the training loss is {float(loss)} at epoch "
+                f"{len(self.history)}; the optimisation diverged. Lower the learning "
+                "rate (lr) or the weights of the loss terms (e.g. beta), or check "
+                "the scale of X.")
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
 

@@ -103,6 +103,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         # parameters first: a bad parameter is reported before a bad input
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
+        X = np.ascontiguousarray(X)   # a view of X[::-1] has negative strides
         check_classification_targets(y)
         if len(np.unique(y)) < 2:
             raise ValueError("y has only one class; a robust dataset needs samples of "
@@ -141,7 +142,13 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
             # learning needs autograd, even when fit runs under torch.no_grad
             with torch.enable_grad():
                 X_robust, y_robust = self._learn(X, y)
-            self.X_robust_ = np.asarray(X_robust, dtype=np.float32)
+            X_robust = np.asarray(X_robust, dtype=np.float32)
+            if not np.isfinite(X_robust).all():
+                raise ValueError(
+                    f"{type(self).__name__}: the learned set holds NaN or infinity; "
+                    "the optimisation diverged. Lower the learning rates (lr, and "
+                    "inner_lr where there is one) or check the scale of X.")
+            self.X_robust_ = X_robust
             self.y_robust_ = np.asarray(y_robust)
         except BaseException:
             # an interrupted or failed fit leaves the learner as it was (unfitted,

@@ -510,6 +510,10 @@ class NTKRobustDistiller(BaseRobustDataset):
                             float((clean_out.argmax(1) == y_t).float().mean()),
                             float((out[:target].detach().argmax(1) == y_t)
                                   .float().mean())))
+            if not math.isfinite(history[-1][0]):
+                raise ValueError(f"{type(self).__name__}: the loss is {history[-1][0]} "
+                                 f"at step {step}; the optimisation diverged. Lower "
+                                 "lr or check the scale of X.")
             if hasattr(steps, "set_postfix"):
                 steps.set_postfix(loss=f"{history[-1][0]:.4f}")
 

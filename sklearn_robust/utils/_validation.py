@@ -117,11 +117,13 @@ def check_float_tensor(X, name="X", *, min_ndim=2, dtype=None, device=None,
     return X
 
 
-def check_class_codes(y, *, n_samples=None, n_classes=None, name="y", device=None):
+def check_class_codes(y, *, n_samples=None, n_classes=None, name="y", device=None,
+                      rows_of="X"):
     """``y`` as a 1-D int64 tensor of class indices in ``[0, n_classes)``.
 
     Floats are accepted when they hold whole numbers; NaN, fractions, a wrong
-    length or shape and indices out of range raise a ``ValueError`` naming ``name``.
+    length or shape and indices out of range raise a ``ValueError`` naming ``name``
+    (and ``rows_of``, the argument whose rows ``y`` labels, for a wrong length).
     """
     if y is None:
         raise ValueError(f"{name} is required (class indices), got None.")
@@ -138,7 +140,8 @@ def check_class_codes(y, *, n_samples=None, n_classes=None, name="y", device=Non
         raise ValueError(f"{name} must be 1-D (n_samples,), got shape "
                          f"{tuple(y.shape)}.")
     if n_samples is not None and y.shape[0] != n_samples:
-        raise ValueError(f"{name} has {y.shape[0]} entries, expected {n_samples}.")
+        raise ValueError(f"{name} has {y.shape[0]} entries, but {rows_of} has "
+                         f"{n_samples} rows: one class index per row is needed.")
     if y.is_floating_point():
         if not torch.isfinite(y).all() or not torch.equal(y, y.round()):
             raise ValueError(f"{name} must hold integer class indices; it holds NaN, "

@@ -21,10 +21,16 @@ _MOMENTUM = 0.75  # alpha of Croce & Hein (2020), Algorithm 1
 def apgd_checkpoints(n_iter):
     """Iterations at which APGD checks whether to halve its step size.
 
-    The checkpoints are ``w_j = ceil(p_j * n_iter)`` for ``p_0 = 0``,
-    ``p_1 = 0.22`` and ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``
-    (Croce & Hein, 2020, Section 3.2), keeping the distinct ``1 <= w_j <= n_iter``.
-    The check at ``w_j`` happens after ``w_j`` steps have been made.
+    As the authors' code (fra31/auto-attack) computes them: the first check comes
+    after ``k_0 = max(int(0.22 N), 1)`` steps, and each later one
+    ``k_{j+1} = max(k_j - max(int(0.03 N), 1), max(int(0.06 N), 1))`` steps after
+    the previous one, for ``N = n_iter``; the checkpoints are the running sums
+    ``k_0 + ... + k_j <= N``. This is the integer form of the paper's
+    ``p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``
+    (Croce & Hein, 2020, Section 3.2): for ``N = 100`` both give the same
+    iterations, for other ``N`` the rounding of the interval lengths differs from
+    ``ceil(p_j N)`` (``N = 50``: ``[11, 21, 30, 38, 45]``, not ``[11, 21, 29, 35,
+    40, 44, 47, 50]``). The check at a checkpoint ``w`` happens after ``w`` steps.
 
     Parameters
     ----------
@@ -41,21 +47,23 @@ def apgd_checkpoints(n_iter):
     >>> from sklearn_robust.attacks import apgd_checkpoints
     >>> apgd_checkpoints(100)
     [22, 41, 57, 70, 80, 87, 93, 99]
+    >>> apgd_checkpoints(50)
+    [11, 21, 30, 38, 45]
     """
     if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) \
             or n_iter < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}.")
     n_iter = int(n_iter)
-    # p_j in hundredths: exact integer arithmetic, no floating-point ceil surprises
-    prev, cur = 0, 22
-    points = []
-    while True:
-        w = -(-cur * n_iter // 100)
-        if w > n_iter:
-            return points
-        if w >= 1 and (not points or w > points[-1]):
-            points.append(w)
-        prev, cur = cur, cur + max(cur - prev - 3, 6)
+    # the reference's float expressions, truncated by int() as it does
+    k = max(int(0.22 * n_iter), 1)
+    k_min = max(int(0.06 * n_iter), 1)
+    decrease = max(int(0.03 * n_iter), 1)
+    points, total = [], 0
+    while total + k <= n_iter:
+        total += k
+        points.append(total)
+        k = max(k - decrease, k_min)
+    return points
 
 
 def _take_rows(mask, src, dst):

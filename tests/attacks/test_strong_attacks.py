@@ -1,7 +1,6 @@
 """Tests of the strong attacks: APGD, APGD-T, Square, logit-scaled PGD, AutoAttack."""
 
 import copy
-import math
 import warnings
 
 import numpy as np
@@ -61,17 +60,29 @@ def _n_fooled(model, x_adv, y):
 
 
 # ------------------------------------------------------------------- APGD
-def _checkpoints_by_formula(n_iter):
-    p = [0.0, 0.22]
-    while p[-1] <= 1:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    w = sorted({math.ceil(round(pj * n_iter, 9)) for pj in p[1:]})
-    return [v for v in w if 1 <= v <= n_iter]
+def _checkpoints_as_the_reference_loop(n_iter):
+    """Replays the authors' loop: a counter of steps since the last check, reset
+    when it reaches k, after which k shrinks by size_decr down to n_iter_min."""
+    k = max(int(0.22 * n_iter), 1)
+    n_iter_min, size_decr = max(int(0.06 * n_iter), 1), max(int(0.03 * n_iter), 1)
+    checks, counter = [], 0
+    for i in range(n_iter):
+        counter += 1
+        if counter == k:
+            checks.append(i + 1)      # after i + 1 steps
+            k = max(k - size_decr, n_iter_min)
+            counter = 0
+    return checks
 
 
-@pytest.mark.parametrize("n_iter", [100, 10, 37, 250, 1000])
-def test_apgd_checkpoints_follow_the_paper_formula(n_iter):
-    assert apgd_checkpoints(n_iter) == _checkpoints_by_formula(n_iter)
+@pytest.mark.parametrize("n_iter", [100, 10, 20, 25, 37, 50, 250, 1000])
+def test_apgd_checkpoints_follow_the_reference_code(n_iter):
+    assert apgd_checkpoints(n_iter) == _checkpoints_as_the_reference_loop(n_iter)
+
+
+def test_apgd_checkpoints_differ_from_the_ceil_formula_where_the_reference_does():
+    # the fast preset's 50 iterations: the reference's integer intervals
+    assert apgd_checkpoints(50) == [11, 21, 30, 38, 45]
 
 
 def test_apgd_checkpoints_for_100_iterations():

@@ -173,7 +173,8 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
     loss_prev = loss.clone()
     n_success = torch.zeros(n, dtype=torch.long, device=device)
     loss_best_last = loss_best.clone()
-    reduced_last = torch.zeros(n, dtype=torch.bool, device=device)
+    # as the authors' code: condition (b) cannot fire at the first checkpoint
+    reduced_last = torch.ones(n, dtype=torch.bool, device=device)
     checkpoints = set(apgd_checkpoints(n_iter))
     eager_drop = device.type == "cpu"
     last_check = 0
@@ -227,14 +228,16 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
                 last_check = k + 1
                 # (a) too few steps increased the loss, or (b) neither the step size
                 # nor the best loss changed since the last checkpoint
-                halve = (n_success < rho * h) | (~reduced_last
-                                                 & (loss_best <= loss_best_last))
+                # (<= as the authors' code; the paper writes <)
+                halve = (n_success <= rho * h) | (~reduced_last
+                                                  & (loss_best <= loss_best_last))
                 step = torch.where(per_sample(halve, step), step / 2, step)
+                # restart from the best point; as in the authors' code, x_prev (the
+                # iterate before the last step) and loss_prev (the last loss) are
+                # kept, so the next step's momentum is x_best - x_prev
                 x_adv[halve] = x_best[halve]
-                x_prev[halve] = x_best[halve]  # restart without momentum
                 # not in place: autograd may return an expanded gradient
                 grad = torch.where(per_sample(halve, grad), grad_best, grad)
-                loss_prev = torch.where(halve, loss_best, loss_prev)
                 reduced_last = halve
                 loss_best_last = loss_best.clone()
                 n_success.zero_()
@@ -360,10 +363,11 @@ class APGD(_APGDBase):
     :func:`apgd_checkpoints`; momentum ``x_{k+1} = P(x_k + 0.75 (z_{k+1} - x_k) +
     0.25 (x_k - x_{k-1}))`` with ``z_{k+1} = P(x_k + eta_k * step(grad))`` and no
     momentum on the first step; at a checkpoint the step size of a sample is halved
-    if (a) fewer than ``rho`` of its steps since the last checkpoint increased the
-    loss, or (b) its step size and best loss are both unchanged since the last
-    checkpoint; halving restarts the sample from its best-loss point (momentum
-    reset). Per sample, the attack returns the highest-loss misclassifying iterate
+    if (a) at most a fraction ``rho`` of its steps since the last checkpoint
+    increased the loss (``<=``, as the authors' code; the paper writes ``<``), or
+    (b) its step size and best loss are both unchanged since the last checkpoint;
+    halving restarts the sample from its best-loss point, keeping, as the authors'
+    code does, the previous iterate for the next step's momentum. Per sample, the attack returns the highest-loss misclassifying iterate
     found before the sample left the batch if there is one, else the highest-loss
     iterate. Samples already fooled leave the batch at the next checkpoint (on CPU
     as soon as they are an eighth of the batch), so a non-robust batch costs far

@@ -119,6 +119,76 @@ def test_apgd_halves_step_at_every_checkpoint_on_a_plateau():
     assert not info["fooled"].any()
 
 
+def _apgd_reference_replay(model, x, y, eps, n_iter):
+    """The authors' APGD-CE loop (fra31/auto-attack, L-inf, no random start),
+    replayed step by step: counter-based checkpoints, the oscillation count over
+    the last k steps (<= 0.75 k halves), condition (b) off at the first check,
+    restarts from the best point that keep the previous iterate for the momentum.
+    Returns the iterate after every step. The first pair compares with the
+    starting loss, as the paper (the authors' code compares with an unset 0)."""
+    def loss_grad(v):
+        v = v.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(v), y, reduction="none")
+        return loss.detach(), torch.autograd.grad(loss.sum(), v)[0]
+
+    def proj(v):
+        return torch.min(torch.max(v, x - eps), x + eps).clamp(0, 1)
+
+    n = len(x)
+    x_adv, (loss0, grad) = x.clone(), loss_grad(x)
+    x_best, grad_best, loss_best = x_adv.clone(), grad.clone(), loss0.clone()
+    step = torch.full((n, 1), 2 * eps, dtype=x.dtype)
+    x_old = x_adv.clone()
+    k = max(int(0.22 * n_iter), 1)
+    k_min, decr = max(int(0.06 * n_iter), 1), max(int(0.03 * n_iter), 1)
+    losses, counter = [loss0], 0
+    best_last, reduced_last = loss_best.clone(), torch.ones(n, dtype=torch.bool)
+    trace = []
+    for i in range(n_iter):
+        momentum, x_old = x_adv - x_old, x_adv.clone()
+        a = 0.75 if i > 0 else 1.0
+        z = proj(x_adv + step * grad.sign())
+        x_adv = proj(x_adv + (z - x_adv) * a + momentum * (1 - a))
+        trace.append(x_adv.clone())
+        loss, grad = loss_grad(x_adv)
+        losses.append(loss)
+        better = loss > loss_best
+        x_best[better], grad_best[better] = x_adv[better], grad[better]
+        loss_best = torch.where(better, loss, loss_best)
+        counter += 1
+        if counter == k:
+            ups = sum((losses[-1 - c] > losses[-2 - c]).long() for c in range(k))
+            halve = (ups <= k * 0.75) | (~reduced_last & (best_last >= loss_best))
+            reduced_last, best_last = halve, loss_best.clone()
+            step[halve] /= 2
+            x_adv[halve], grad[halve] = x_best[halve], grad_best[halve]
+            k, counter = max(k - decr, k_min), 0
+    return trace
+
+
+@pytest.mark.parametrize("n_iter", [100, 50])
+def test_apgd_iterates_match_a_replay_of_the_reference_loop(n_iter):
+    # seed and radius chosen so that restarts happen away from the last iterate,
+    # where keeping or resetting the momentum changes the path
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 3)).double()
+    with torch.no_grad():  # a wide margin: no sample is fooled (none leaves the batch)
+        model[4].bias[0] += 4.0
+    x = torch.rand(8, 6, dtype=torch.float64) * 0.4 + 0.3
+    y = model(x).argmax(1).detach()
+    assert bool((y == 0).all())
+    trace = []
+    apgd_run(model, x, y, loss_fn=_ce, eps=0.3, norm="linf", n_iter=n_iter,
+             clip_min=0.0, clip_max=1.0, generator=torch.Generator(),
+             random_start=False, trace=trace)
+    expected = _apgd_reference_replay(model, x, y, 0.3, n_iter)
+    assert len(trace) == n_iter
+    for k, (got, want) in enumerate(zip(trace, expected)):
+        assert torch.allclose(got[0], want, atol=1e-10), f"iterate {k + 1} differs"
+
+
 def test_apgd_first_step_without_then_with_momentum():
     torch.manual_seed(0)
     model = torch.nn.Linear(6, 3).double()

@@ -371,9 +371,9 @@ class APGD(_APGDBase):
     cannot fire at the first checkpoint). Per sample, the attack returns the
     highest-loss misclassifying iterate found before the sample left the batch if
     there is one, else the highest-loss iterate. Samples already fooled leave the
-    batch at the next checkpoint (on CPU as soon as they are an eighth of the batch), so a non-robust batch costs far
-    fewer than ``n_iter`` full gradient evaluations; the others' iterates are
-    unaffected.
+    batch at the next checkpoint (on CPU as soon as they are an eighth of the
+    batch), so a non-robust batch costs far fewer than ``n_iter`` full gradient
+    evaluations; the others' iterates are unaffected.
 
     With ``return_info=True`` the info dict holds ``"fooled"`` (a misclassifying
     point was found) and ``"step_size"`` (the final step size of each sample).

@@ -21,7 +21,7 @@ from ..utils._param_validation import (
     validate_function_params,
     validate_params,
 )
-from ..utils._validation import check_float_tensor
+from ..utils._validation import check_finite_tensor, check_float_tensor
 
 __all__ = ["FCKernel", "fc_kernel"]
 
@@ -55,24 +55,27 @@ def _functorch_active():
     return bool(probe()) if probe is not None else False
 
 
-def _check_input(X, name, *, min_ndim=2):
+def _check_input(X, name, *, min_ndim=2, check_values=True):
     """``X`` as a floating tensor of shape ``(n_samples, ...)``, or a clear error.
 
     Tensors, arrays and lists are accepted (also with negative strides); complex,
     boolean and non-numeric values raise a ``TypeError``, too few dimensions, no
     samples, no features and NaN or infinity a ``ValueError``, naming ``name``.
-    Inside torch.func transforms, which cannot branch on values, the finiteness
-    check is skipped.
+    Arrays and lists are converted by :func:`check_float_tensor`. The values of a
+    tensor are not read with ``check_values=False`` (the caller checks its result
+    instead, one pass instead of one per input) nor inside torch.func transforms,
+    which cannot branch on values.
     """
-    if isinstance(X, torch.Tensor) and _functorch_active():
+    if isinstance(X, torch.Tensor) and (not check_values or _functorch_active()):
         if X.is_complex() or X.dtype == torch.bool:
             raise TypeError(f"{name} must hold real numbers, got a {X.dtype} tensor.")
         if not X.is_floating_point():
-            X = X.to(torch.get_default_dtype())
-        if X.ndim < min_ndim or X.shape[0] == 0:
-            raise ValueError(f"{name} must have shape (n_samples, ...) with at least "
-                             f"{min_ndim} dimensions and one sample, got shape "
-                             f"{tuple(X.shape)}.")
+            X = X.to(torch.float32)
+        if X.ndim < min_ndim:
+            raise ValueError(f"{name} must have at least {min_ndim} dimensions "
+                             f"(n_samples, ...), got shape {tuple(X.shape)}.")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} has no samples (shape {tuple(X.shape)}).")
     else:
         X = check_float_tensor(X, name, min_ndim=min_ndim)
     if X.ndim >= 2 and math.prod(X.shape[1:]) == 0:
@@ -81,11 +84,14 @@ def _check_input(X, name, *, min_ndim=2):
 
 
 def _prepare_pair(X1, X2):
-    """Checked tensors of a common floating dtype on X1's device (X2 may be None)."""
-    X1 = _check_input(X1, "X1")
+    """Tensors of a common floating dtype on X1's device (X2 may be None).
+
+    The values of tensors are left to :func:`_check_output`.
+    """
+    X1 = _check_input(X1, "X1", check_values=False)
     if X2 is None:
         return X1, None
-    X2 = _check_input(X2, "X2")
+    X2 = _check_input(X2, "X2", check_values=False)
     if X2.device != X1.device:
         raise ValueError(f"X1 and X2 are on different devices ({X1.device} and "
                          f"{X2.device}).")
@@ -100,16 +106,21 @@ def _check_diag(diag):
 
 
 def _check_output(kernel, values, X1, X2):
-    """Raise a ``ValueError`` when a kernel of finite inputs overflowed.
+    """Raise a ``ValueError`` naming the cause when a kernel value is not finite.
 
-    With finite inputs and parameters a non-finite kernel value can only come from
-    overflow: the kernel grows like ``(W_std**2 / 2)**depth`` times the inputs'
-    squared scale.
+    NaN or infinity in an input makes the kernel rows (or columns) of that sample
+    non-finite, so one pass over the result detects them; the inputs are read only
+    then, to name the one at fault. With finite inputs a non-finite kernel value
+    can only come from overflow: the kernel grows like ``(W_std**2 / 2)**depth``
+    times the inputs' squared scale.
     """
     if _functorch_active():
         return
-    if all(torch.isfinite(v).all() for v in values if v is not None):
+    if all(bool(torch.isfinite(v).all()) for v in values):
         return
+    check_finite_tensor(X1, "X1")
+    if X2 is not None:
+        check_finite_tensor(X2, "X2")
     scale = max(float(X.abs().max()) for X in (X1, X2) if X is not None)
     raise ValueError(
         f"{type(kernel).__name__}: the kernel overflowed the range of "

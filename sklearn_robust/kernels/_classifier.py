@@ -10,9 +10,22 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..utils._param_validation import NON_NEGATIVE_REAL, StrOptions, validate_params
+from ..utils._param_validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    StrOptions,
+    TorchDevice,
+    validate_function_params,
+    validate_params,
+)
+from ..utils._validation import (
+    FLOAT32_MAX,
+    check_class_codes,
+    check_finite_tensor,
+    check_float_tensor,
+)
 from ._conv import ConvKernel, as_images
-from ._ntk import FCKernel
+from ._ntk import FCKernel, _BaseKernel, _check_input
 
 __all__ = ["NTKClassifier", "KernelRegressionModule", "solve_kernel_ridge",
            "centered_one_hot"]
@@ -21,16 +34,19 @@ _KERNELS = ("fc", "conv")
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
+@validate_function_params({"n_classes": [POSITIVE_INT]})
 def centered_one_hot(codes, n_classes, *, dtype=torch.float64, device=None):
     """KIP's regression targets: ``one_hot(codes) - 1 / n_classes``.
 
     Parameters
     ----------
     codes : Tensor or array-like of int, shape (n_samples,)
-        Class indices in ``[0, n_classes)``.
+        Class indices in ``[0, n_classes)`` (floats holding whole numbers are
+        accepted).
     n_classes : int
-        Number of classes ``C``.
+        Number of classes ``C >= 1``.
     dtype : torch.dtype, default=torch.float64
+        A floating dtype.
     device : torch.device or str, default=None
 
     Returns
@@ -38,13 +54,31 @@ def centered_one_hot(codes, n_classes, *, dtype=torch.float64, device=None):
     Y : Tensor of shape (n_samples, n_classes)
         ``1 - 1/C`` at the true class and ``-1/C`` elsewhere (0.9 / -0.1 for 10
         classes); each row sums to 0.
+
+    Raises
+    ------
+    TypeError
+        If ``codes`` does not hold numbers, ``n_classes`` is not an integer or
+        ``dtype`` is not a floating torch dtype.
+    ValueError
+        If ``codes`` is not 1-D, holds NaN, fractions or indices outside
+        ``[0, n_classes)``, or ``n_classes < 1``.
     """
-    codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor)
-                            else codes, device=device).long()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"centered_one_hot: dtype must be a floating torch dtype, "
+                        f"got {dtype!r}.")
+    codes = check_class_codes(codes, n_classes=int(n_classes), name="codes",
+                              device=device)
+    return _centered_one_hot(codes, int(n_classes), dtype)
+
+
+def _centered_one_hot(codes, n_classes, dtype):
+    """:func:`centered_one_hot` of checked int64 ``codes``, without any check."""
     Y = torch.nn.functional.one_hot(codes, n_classes).to(dtype)
     return Y - 1.0 / n_classes
 
 
+@validate_function_params({"ridge": [NON_NEGATIVE_REAL]})
 def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     r"""Dual coefficients of kernel ridge regression with a trace-scaled ridge.
 
@@ -57,10 +91,10 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
 
     Parameters
     ----------
-    K : Tensor of shape (n, n)
+    K : Tensor or array-like of shape (n, n)
         Symmetric positive semi-definite kernel matrix.
-    Y : Tensor of shape (n,) or (n, k)
-        Targets.
+    Y : Tensor or array-like of shape (n,) or (n, k)
+        Targets, on the device of ``K``.
     ridge : float, default=1e-6
         Relative ridge :math:`\lambda >= 0`; the added diagonal is
         ``ridge * trace(K) / n``.
@@ -68,6 +102,17 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     Returns
     -------
     alpha : Tensor of the shape of ``Y``
+        In the common floating dtype of ``K`` and ``Y``.
+
+    Raises
+    ------
+    TypeError
+        If ``K`` or ``Y`` holds complex, boolean or non-numeric values, or
+        ``ridge`` is not a real number.
+    ValueError
+        If ``K`` is not a non-empty square matrix, ``Y`` is not of shape ``(n,)``
+        or ``(n, k)``, either holds NaN or infinity, they are on different
+        devices, ``ridge`` is negative or not finite, or the solution overflows.
 
     Examples
     --------
@@ -79,9 +124,45 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     >>> [round(a, 6) for a in alpha.tolist()]
     [1.0, -1.0]
     """
+    K = _check_input(K, "K", check_values=False)
     n = K.shape[0]
     if K.ndim != 2 or K.shape[1] != n:
         raise ValueError(f"K must be a square matrix, got shape {tuple(K.shape)}.")
+    Y = _check_input(Y, "Y", min_ndim=1, check_values=False)
+    if Y.ndim > 2 or Y.shape[0] != n:
+        raise ValueError(f"Y must have shape ({n},) or ({n}, n_outputs) for K of "
+                         f"shape {tuple(K.shape)}, got {tuple(Y.shape)}.")
+    if Y.device != K.device:
+        raise ValueError(f"K and Y are on different devices ({K.device} and "
+                         f"{Y.device}).")
+    dtype = torch.promote_types(K.dtype, Y.dtype)
+    K, Y = K.to(dtype), Y.to(dtype)
+    try:
+        alpha = _solve_kernel_ridge(K, Y, float(ridge))
+    except _NotFinite:
+        alpha = None
+    # NaN or infinity in K or Y reaches alpha: one pass over alpha finds them
+    if alpha is None or not torch.isfinite(alpha).all():
+        check_finite_tensor(K, "K")
+        check_finite_tensor(Y, "Y")
+        raise ValueError(f"solve_kernel_ridge: the solution overflowed {K.dtype} (K "
+                         f"has entries up to {float(K.abs().max()):.3g}, "
+                         f"ridge={ridge!r}); scale K or Y down, increase ridge or use "
+                         "float64.")
+    return alpha
+
+
+class _NotFinite(ValueError):
+    """The regularised matrix is not finite (NaN in K, or its trace overflowed)."""
+
+
+def _solve_kernel_ridge(K, Y, ridge):
+    """:func:`solve_kernel_ridge` of tensors of one dtype, without input checks.
+
+    Raises :class:`_NotFinite` instead of computing a pseudo-inverse of a matrix
+    holding NaN or infinity (which fails to converge).
+    """
+    n = K.shape[0]
     vector = Y.ndim == 1
     Y2 = Y[:, None] if vector else Y
     reg = ridge * torch.diagonal(K).sum() / n
@@ -90,9 +171,11 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     if int(info) == 0:
         alpha = torch.cholesky_solve(Y2, L)
     else:
+        if not torch.isfinite(A).all():
+            raise _NotFinite("the regularised kernel matrix is not finite.")
         warnings.warn("The regularised kernel matrix is not positive definite "
                       "(singular or ill-conditioned); using its pseudo-inverse. "
-                      "Increase ridge or use float64.", RuntimeWarning, stacklevel=2)
+                      "Increase ridge or use float64.", RuntimeWarning, stacklevel=4)
         alpha = torch.linalg.pinv(A, hermitian=True) @ Y2
     return alpha[:, 0] if vector else alpha
 
@@ -115,17 +198,42 @@ class KernelRegressionModule(torch.nn.Module):
         Dual coefficients.
     get : {"ntk", "nngp"}, default="ntk"
         Which kernel of ``kernel`` to use.
+
+    Raises
+    ------
+    TypeError
+        If ``kernel`` is not callable, or ``X_fit`` or ``alpha`` holds complex,
+        boolean or non-numeric values.
+    ValueError
+        If ``X_fit`` or ``alpha`` holds NaN or infinity or has no rows, ``alpha``
+        is not of shape ``(n_fit, n_outputs)``, they are on different devices, or
+        ``get`` is not ``"ntk"`` or ``"nngp"``. :meth:`forward` raises as the
+        kernel does for a bad ``x``.
     """
 
     def __init__(self, kernel, X_fit, alpha, *, get="ntk"):
         super().__init__()
+        if not callable(kernel):
+            raise TypeError(f"kernel must be callable, kernel(X1, X2, get=...), got "
+                            f"{kernel!r}.")
+        if get not in ("ntk", "nngp"):
+            raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}.")
+        X_fit = check_float_tensor(X_fit, "X_fit")
+        alpha = check_float_tensor(alpha, "alpha")
+        if alpha.ndim != 2 or alpha.shape[0] != X_fit.shape[0]:
+            raise ValueError(f"alpha must have shape (n_fit, n_outputs) with n_fit = "
+                             f"{X_fit.shape[0]} rows of X_fit, got "
+                             f"{tuple(alpha.shape)}.")
+        if alpha.device != X_fit.device:
+            raise ValueError(f"X_fit and alpha are on different devices "
+                             f"({X_fit.device} and {alpha.device}).")
         self.kernel = kernel
         self.get = get
         self.register_buffer("X_fit", X_fit)
         self.register_buffer("alpha", alpha)
 
     def forward(self, x):
-        x = x.to(device=self.alpha.device, dtype=self.alpha.dtype)
+        x = _check_input(x, "x").to(device=self.alpha.device, dtype=self.alpha.dtype)
         return self.kernel(x, self.X_fit, get=self.get) @ self.alpha
 
 
@@ -274,9 +382,10 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
             return _DTYPES[self.dtype]
         raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
 
-    # the kernel's own parameters (depth, W_std, ...) are checked by the kernel
-    _parameter_constraints = {"kernel": [StrOptions(set(_KERNELS))],
-                              "ridge": [NON_NEGATIVE_REAL]}
+    # the convolutional kernel's own options (pooling, ...) are checked by it
+    _parameter_constraints = {**_BaseKernel._parameter_constraints,
+                              "kernel": [StrOptions(set(_KERNELS))],
+                              "ridge": [NON_NEGATIVE_REAL], "device": [TorchDevice()]}
 
     def _make_kernel(self):
         validate_params(self)
@@ -288,12 +397,24 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
                           pooling=self.pooling, input_shape=self.input_shape,
                           batch_size=self.batch_size)
 
+    def _check_range(self, X):
+        """``X`` (validated float64) must fit the dtype the kernels compute in."""
+        if (self._torch_dtype() == torch.float32 and X.size
+                and np.abs(X).max() > FLOAT32_MAX):
+            raise ValueError(f"X has values beyond float32's range "
+                             f"(+-{FLOAT32_MAX:.3g}); {type(self).__name__} computes "
+                             "in dtype='float32'. Scale X down or use dtype='float64'.")
+        return X
+
     def _tensor(self, X):
-        return torch.tensor(X, dtype=self._torch_dtype(), device=self.device)
+        # a copy (torch.tensor), also of arrays with negative strides
+        return torch.tensor(np.ascontiguousarray(X), dtype=self._torch_dtype(),
+                            device=self.device)
 
     def _check_X(self, X):
         check_is_fitted(self, ["X_fit_", "alpha_"])
         X = validate_data(self, X, reset=False, dtype=np.float64, allow_nd=True)
+        self._check_range(X)
         if tuple(X.shape[1:]) != self.input_shape_:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
                              f"{type(self).__name__} was fitted on "
@@ -304,7 +425,13 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         """Regression outputs, shape (n_samples, n_classes), as a numpy array."""
         with torch.no_grad():
             K = self.kernel_(self._tensor(X), self._tensor(self.X_fit_), get=self.get)
-            return (K @ self._tensor(self.alpha_)).cpu().numpy()
+            scores = K @ self._tensor(self.alpha_)
+        if not torch.isfinite(scores).all():    # finite K and alpha, product overflows
+            raise ValueError(
+                f"{type(self).__name__}: the regression outputs overflowed "
+                f"{scores.dtype} (X has values up to {float(np.abs(X).max()):.3g}); "
+                "scale X like the training data or use dtype='float64'.")
+        return scores.cpu().numpy()
 
     # ------------------------------------------------------------ public API
     def fit(self, X, y):
@@ -321,11 +448,20 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
             The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is invalid (the message names it), ``X`` fails
+            scikit-learn's validation (NaN, infinity, no samples, ...) or is not an
+            image batch for ``kernel="conv"``, ``y`` has fewer than two classes, or
+            the kernel or the solve overflows (huge ``X``, ``W_std`` or ``depth``).
         """
         kernel = self._make_kernel()
         dtype = self._torch_dtype()
         # a copy: the model keeps X, and must not change with the caller's array
         X, y = validate_data(self, X, y, dtype=np.float64, allow_nd=True, copy=True)
+        self._check_range(X)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -361,6 +497,12 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
             ``K(X, X_fit_) @ alpha_``; column ``j`` scores ``classes_[j]``. For
             two classes, scikit-learn's convention of one score per sample, the
             output of ``classes_[1]`` minus that of ``classes_[0]``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` fails scikit-learn's validation, is not shaped like the
+            training inputs, or its outputs overflow (never NaN scores).
         """
         X = self._check_X(X)
         scores = self._scores(X)
@@ -377,6 +519,11 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            As :meth:`decision_function` (no label is computed from NaN scores).
         """
         X = self._check_X(X)
         return self.classes_[self._scores(X).argmax(axis=1)]

@@ -19,13 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ..utils._param_validation import POSITIVE_INT, StrOptions
+from ..utils._param_validation import (
+    POSITIVE_INT,
+    StrOptions,
+    validate_function_params,
+)
 from ._ntk import (
     _BaseKernel,
-    _check_get,
+    _check_input,
     _dense,
-    _pack,
-    _prepare_pair,
+    _functorch_active,
     relu_step,
     std_of,
 )
@@ -78,12 +81,6 @@ def _box4(t):
     return _shift_sum(_shift_sum(t, -3, -1), -4, -2) / 9.0
 
 
-def _functorch_active():
-    """True inside torch.func transforms, where checkpointing is not supported."""
-    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(probe()) if probe is not None else False
-
-
 def _eye(n, device):
     return torch.eye(n, dtype=torch.bool, device=device)
 
@@ -116,9 +113,39 @@ def as_images(X, input_shape=None, name="X"):
     4-D inputs are kept, 3-D ones get one channel; flat ``(n, d)`` inputs use
     ``input_shape`` or, when it is None and ``d`` is a perfect square, one square
     channel (e.g. 64 features -> 1x8x8).
+
+    Parameters
+    ----------
+    X : Tensor or array-like of shape (n, C, H, W), (n, H, W) or (n, d)
+        The batch.
+    input_shape : tuple of int or None, default=None
+        ``(C, H, W)`` or ``(H, W)`` of one sample.
+    name : str, default="X"
+        The argument's name in error messages.
+
+    Returns
+    -------
+    images : Tensor of shape (n, C, H, W)
+
+    Raises
+    ------
+    TypeError
+        If ``X`` holds complex, boolean or non-numeric values.
+    ValueError
+        If ``X`` has NaN or infinite values, no samples, fewer than 2 or more than
+        4 dimensions, an empty image axis, or a shape that does not fit
+        ``input_shape`` (or, flat without it, is not a square image), or if
+        ``input_shape`` is not a shape.
     """
-    shape = _check_input_shape(input_shape)
+    return _as_images(_check_input(X, name), _check_input_shape(input_shape), name)
+
+
+def _as_images(X, shape, name):
+    """:func:`as_images` of a checked tensor and a checked ``input_shape``."""
     n = X.shape[0]
+    if X.ndim > 4:
+        raise ValueError(f"{name} must have shape (n, C, H, W), (n, H, W) or (n, d), "
+                         f"got {X.ndim} dimensions {tuple(X.shape)}.")
     if X.ndim == 4:
         images = X
     elif X.ndim == 3:
@@ -139,6 +166,9 @@ def as_images(X, input_shape=None, name="X"):
     if shape is not None and tuple(images.shape[1:]) != shape:
         raise ValueError(f"{name} has images of shape {tuple(images.shape[1:])}, "
                          f"but input_shape is {shape}.")
+    if math.prod(images.shape[1:]) == 0:
+        raise ValueError(f"{name} has empty images of shape "
+                         f"{tuple(images.shape[1:])}.")
     return images
 
 
@@ -250,22 +280,37 @@ class ConvKernel(_BaseKernel):
         Returns
         -------
         K : Tensor of shape (n1, n2), or (n1,) with ``diag=True``
+
+        Raises
+        ------
+        TypeError
+            If ``X1`` or ``X2`` holds complex, boolean or non-numeric values, or
+            ``diag`` is not a bool.
+        ValueError
+            If ``X1`` or ``X2`` has NaN or infinite values, no samples, fewer than
+            2 or more than 4 dimensions, or a shape that is not an image (see
+            :func:`as_images`), if their images differ in shape, if ``get`` is not
+            valid, or if the kernel overflows the inputs' dtype.
         """
-        names, as_tuple = _check_get(get)
-        X1, X2 = _prepare_pair(X1, X2)
-        X1 = as_images(X1, self.input_shape, "X1")
-        want_ntk = "ntk" in names
-        if diag:
-            if X2 is not None:
-                raise ValueError("diag=True computes k(x, x) for the rows of X1; "
-                                 "X2 must be None.")
-            return _pack(self._diag(X1, want_ntk), names, as_tuple)
+        return self._checked_call(X1, X2, get, diag)
+
+    def _check_shapes(self, X1, X2):
+        X1 = _as_images(X1, self.input_shape, "X1")
         if X2 is not None:
-            X2 = as_images(X2, self.input_shape, "X2")
+            X2 = _as_images(X2, self.input_shape, "X2")
             if X2.shape[1:] != X1.shape[1:]:
                 raise ValueError(f"X1 and X2 must have images of the same shape, got "
                                  f"{tuple(X1.shape[1:])} and {tuple(X2.shape[1:])}.")
-        return _pack(self._blocked(X1, X2, want_ntk), names, as_tuple)
+        return X1, X2
+
+    def _evaluate(self, X1, X2, names, diag):
+        """The kernels ``names`` (a tuple) of checked ``(n, C, H, W)`` tensors.
+
+        No check: the fast path for callers that validated their inputs once.
+        """
+        want_ntk = "ntk" in names
+        out = self._diag(X1, want_ntk) if diag else self._blocked(X1, X2, want_ntk)
+        return tuple(out[n] for n in names)
 
     def block_size(self, image_shape):
         """Rows per block used for images of shape ``(C, H, W)``."""
@@ -370,6 +415,7 @@ class ConvKernel(_BaseKernel):
         return nngp, ntk
 
 
+@validate_function_params({**ConvKernel._parameter_constraints, "diag": ["boolean"]})
 def conv_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, pooling="gap",
                 input_shape=None, get="ntk", diag=False, batch_size=None):
     """Infinite-width NNGP/NTK of a convolutional ReLU network.
@@ -403,6 +449,15 @@ def conv_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, pooling="gap
     Returns
     -------
     K : Tensor of shape (n1, n2), or (n1,) with ``diag=True``
+
+    Raises
+    ------
+    TypeError
+        If the inputs hold complex, boolean or non-numeric values, or a parameter
+        has the wrong type (the message names it).
+    ValueError
+        If a parameter is out of range, or the inputs are invalid or the kernel
+        overflows, as for :meth:`ConvKernel.__call__`.
 
     References
     ----------

@@ -18,8 +18,10 @@ from ..utils._param_validation import (
     NON_NEGATIVE_INT,
     NON_NEGATIVE_REAL,
     POSITIVE_REAL,
+    validate_function_params,
     validate_params,
 )
+from ..utils._validation import check_finite_tensor, check_float_tensor
 
 __all__ = ["FCKernel", "fc_kernel"]
 
@@ -47,26 +49,49 @@ def _check_get(get):
     return names, as_tuple
 
 
-def _as_float_tensor(X, name, like=None):
-    """``X`` as a floating tensor (device and dtype of ``like`` when given)."""
-    if not isinstance(X, torch.Tensor):
-        X = torch.as_tensor(np.asarray(X))
-    if like is not None:
-        X = X.to(device=like.device, dtype=like.dtype)
-    elif not X.is_floating_point():
-        X = X.to(torch.get_default_dtype())
-    if X.ndim < 2:
-        raise ValueError(f"{name} must have shape (n_samples, ...) with at least 2 "
-                         f"dimensions, got shape {tuple(X.shape)}.")
+def _functorch_active():
+    """True inside torch.func transforms (no checkpointing, no checks on values)."""
+    probe = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(probe()) if probe is not None else False
+
+
+def _check_input(X, name, *, min_ndim=2, check_values=True):
+    """``X`` as a floating tensor of shape ``(n_samples, ...)``, or a clear error.
+
+    Tensors, arrays and lists are accepted (also with negative strides); complex,
+    boolean and non-numeric values raise a ``TypeError``, too few dimensions, no
+    samples, no features and NaN or infinity a ``ValueError``, naming ``name``.
+    Arrays and lists are converted by :func:`check_float_tensor`. The values of a
+    tensor are not read with ``check_values=False`` (the caller checks its result
+    instead, one pass instead of one per input) nor inside torch.func transforms,
+    which cannot branch on values.
+    """
+    if isinstance(X, torch.Tensor) and (not check_values or _functorch_active()):
+        if X.is_complex() or X.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got a {X.dtype} tensor.")
+        if not X.is_floating_point():
+            X = X.to(torch.float32)
+        if X.ndim < min_ndim:
+            raise ValueError(f"{name} must have at least {min_ndim} dimensions "
+                             f"(n_samples, ...), got shape {tuple(X.shape)}.")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} has no samples (shape {tuple(X.shape)}).")
+    else:
+        X = check_float_tensor(X, name, min_ndim=min_ndim)
+    if X.ndim >= 2 and math.prod(X.shape[1:]) == 0:
+        raise ValueError(f"{name} has no features (shape {tuple(X.shape)}).")
     return X
 
 
 def _prepare_pair(X1, X2):
-    """Tensors of a common floating dtype on X1's device (X2 may be None)."""
-    X1 = _as_float_tensor(X1, "X1")
+    """Tensors of a common floating dtype on X1's device (X2 may be None).
+
+    The values of tensors are left to :func:`_check_output`.
+    """
+    X1 = _check_input(X1, "X1", check_values=False)
     if X2 is None:
         return X1, None
-    X2 = _as_float_tensor(X2, "X2")
+    X2 = _check_input(X2, "X2", check_values=False)
     if X2.device != X1.device:
         raise ValueError(f"X1 and X2 are on different devices ({X1.device} and "
                          f"{X2.device}).")
@@ -74,9 +99,34 @@ def _prepare_pair(X1, X2):
     return X1.to(dtype), X2.to(dtype)
 
 
-def _pack(out, names, as_tuple):
-    values = tuple(out[n] for n in names)
-    return values if as_tuple else values[0]
+def _check_diag(diag):
+    if not isinstance(diag, (bool, np.bool_)):
+        raise TypeError(f"diag must be a bool, got {diag!r}.")
+    return bool(diag)
+
+
+def _check_output(kernel, values, X1, X2):
+    """Raise a ``ValueError`` naming the cause when a kernel value is not finite.
+
+    NaN or infinity in an input makes the kernel rows (or columns) of that sample
+    non-finite, so one pass over the result detects them; the inputs are read only
+    then, to name the one at fault. With finite inputs a non-finite kernel value
+    can only come from overflow: the kernel grows like ``(W_std**2 / 2)**depth``
+    times the inputs' squared scale.
+    """
+    if _functorch_active():
+        return
+    if all(bool(torch.isfinite(v).all()) for v in values):
+        return
+    check_finite_tensor(X1, "X1")
+    if X2 is not None:
+        check_finite_tensor(X2, "X2")
+    scale = max(float(X.abs().max()) for X in (X1, X2) if X is not None)
+    raise ValueError(
+        f"{type(kernel).__name__}: the kernel overflowed the range of "
+        f"{X1.dtype} (inputs of magnitude up to {scale:.3g}, depth={kernel.depth}, "
+        f"W_std={kernel.W_std:.3g}, b_std={kernel.b_std:.3g}); scale the inputs "
+        "down, lower W_std, b_std or depth, or use float64.")
 
 
 # ------------------------------------------------------------ shared algebra
@@ -164,6 +214,19 @@ class _BaseKernel:
     def get_params(self):
         """The kernel's parameters as a dict."""
         return {name: getattr(self, name) for name in self._param_names}
+
+    def _checked_call(self, X1, X2, get, diag):
+        """Validate the arguments of ``__call__``, evaluate, and check the result."""
+        names, as_tuple = _check_get(get)
+        diag = _check_diag(diag)
+        X1, X2 = _prepare_pair(X1, X2)
+        if diag and X2 is not None:
+            raise ValueError("diag=True computes k(x, x) for the rows of X1; "
+                             "X2 must be None.")
+        X1, X2 = self._check_shapes(X1, X2)
+        out = self._evaluate(X1, X2, names, diag)
+        _check_output(self, out, X1, X2)
+        return out if as_tuple else out[0]
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -280,23 +343,42 @@ class FCKernel(_BaseKernel):
         -------
         K : Tensor of shape (n1, n2), or (n1,) with ``diag=True``
             On the device and in the floating dtype of the inputs.
+
+        Raises
+        ------
+        TypeError
+            If ``X1`` or ``X2`` holds complex, boolean or non-numeric values, or
+            ``diag`` is not a bool.
+        ValueError
+            If ``X1`` or ``X2`` has fewer than 2 dimensions, no samples, no
+            features or NaN or infinite values, if they differ in their number of
+            features or device, if ``get`` is not valid, or if the kernel overflows
+            the inputs' dtype (huge inputs, ``W_std`` or ``depth``).
         """
-        names, as_tuple = _check_get(get)
-        X1, X2 = _prepare_pair(X1, X2)
+        return self._checked_call(X1, X2, get, diag)
+
+    def _check_shapes(self, X1, X2):
+        if X2 is not None and math.prod(X2.shape[1:]) != math.prod(X1.shape[1:]):
+            raise ValueError(f"X1 and X2 must have the same number of features, "
+                             f"got {math.prod(X1.shape[1:])} and "
+                             f"{math.prod(X2.shape[1:])}.")
+        return X1, X2
+
+    def _evaluate(self, X1, X2, names, diag):
+        """The kernels ``names`` (a tuple) of checked tensors, without any check.
+
+        The fast path for callers that validated their inputs once (the dataset
+        learners call the kernel in their inner loops).
+        """
         X1 = X1.reshape(X1.shape[0], -1)
         d = X1.shape[1]
         want_ntk = "ntk" in names
         if diag:
-            if X2 is not None:
-                raise ValueError("diag=True computes k(x, x) for the rows of X1; "
-                                 "X2 must be None.")
-            return _pack(self._diag(X1, d, want_ntk), names, as_tuple)
-        if X2 is not None:
-            X2 = X2.reshape(X2.shape[0], -1)
-            if X2.shape[1] != d:
-                raise ValueError(f"X1 and X2 must have the same number of features, "
-                                 f"got {d} and {X2.shape[1]}.")
-        return _pack(self._full(X1, X2, d, want_ntk), names, as_tuple)
+            out = self._diag(X1, d, want_ntk)
+        else:
+            out = self._full(X1, None if X2 is None else X2.reshape(X2.shape[0], -1),
+                             d, want_ntk)
+        return tuple(out[n] for n in names)
 
     def _full(self, X1, X2, d, want_ntk):
         w2, b2 = self.W_std ** 2, self.b_std ** 2
@@ -338,6 +420,7 @@ def _dense(nngp, ntk, w2, b2):
     return nngp, ntk
 
 
+@validate_function_params({**_BaseKernel._parameter_constraints, "diag": ["boolean"]})
 def fc_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, get="ntk",
               diag=False):
     """Infinite-width NNGP/NTK of a fully connected ReLU network.
@@ -365,6 +448,16 @@ def fc_kernel(X1, X2=None, *, depth=1, W_std=2 ** 0.5, b_std=0.1, get="ntk",
     Returns
     -------
     K : Tensor of shape (n1, n2), or (n1,) with ``diag=True``
+
+    Raises
+    ------
+    TypeError
+        If the inputs hold complex, boolean or non-numeric values, or a parameter
+        has the wrong type (the message names it).
+    ValueError
+        If a parameter is out of range (``depth >= 0``, ``W_std > 0`` and
+        ``b_std >= 0``, finite), or the inputs are invalid or the kernel overflows,
+        as for :meth:`FCKernel.__call__`.
 
     References
     ----------

@@ -54,9 +54,9 @@ def check_grid_search():
     return check
 
 
-# hypothesis profiles of the property suite (tests/test_reliability.py): "ci" is
+# hypothesis profiles of the property suite (tests/test_api_properties.py): "ci" is
 # the default, bounded to the suite's budget; "thorough" for a local search
-# (``pytest --hypothesis-profile=thorough tests/test_reliability.py``)
+# (``pytest --hypothesis-profile=thorough tests/test_api_properties.py``)
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # the suite then skips the property tests

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..attacks._base import ATTACK_CONSTRAINT
-from ..kernels import ConvKernel, FCKernel, centered_one_hot, solve_kernel_ridge
+from ..kernels import ConvKernel, FCKernel, centered_one_hot
+from ..kernels._classifier import _centered_one_hot, _solve_kernel_ridge
 from ..kernels._conv import as_images
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import (
@@ -42,8 +43,9 @@ def krr_mse(outputs, targets):
 
 def _per_sample_mse(outputs, codes):
     """Per-sample squared error to centred one-hot targets (the attack's loss)."""
-    targets = centered_one_hot(codes, outputs.shape[1], dtype=outputs.dtype,
-                               device=outputs.device)
+    # the attack's inner loop: the unchecked one-hot of the checked codes
+    targets = _centered_one_hot(codes.to(outputs.device), outputs.shape[1],
+                                outputs.dtype)
     return 0.5 * ((outputs - targets) ** 2).sum(dim=1)
 
 
@@ -72,7 +74,7 @@ def krr_predict(kernel, X_support, Y_support, X, *, ridge=1e-6, get="ntk"):
     outputs : Tensor of shape (n, n_outputs), in the dtype of ``X_support``.
     """
     K_ss = kernel(X_support, get=get)
-    alpha = solve_kernel_ridge(K_ss.double(), Y_support.double(), ridge=ridge)
+    alpha = _solve_kernel_ridge(K_ss.double(), Y_support.double(), ridge)
     K_ts = kernel(X.to(X_support.dtype), X_support, get=get)
     return K_ts @ alpha.to(K_ts.dtype)
 
@@ -470,14 +472,14 @@ class NTKRobustDistiller(BaseRobustDataset):
             block = order[b * block_size:(b + 1) * block_size]
             idx = torch.as_tensor(rng.choice(n, target, replace=False), device=device)
             x_t, y_t = x_real[idx], y_real[idx]
-            Y_t = centered_one_hot(y_t, n_classes, dtype=dtype, device=device)
+            Y_t = _centered_one_hot(y_t, n_classes, dtype)
 
             xb = X_s[block].requires_grad_(True)
             yb = Y_s[block].requires_grad_(self.learn_labels)
             if attack is not None:
                 with torch.no_grad():
-                    alpha = solve_kernel_ridge(kernel(xb, get=self.get).double(),
-                                               yb.double(), ridge=ridge).to(dtype)
+                    alpha = _solve_kernel_ridge(kernel(xb, get=self.get).double(),
+                                                yb.double(), ridge).to(dtype)
                 model = _KRRModule(kernel, xb.detach(), alpha, self.get)
                 x_adv = attack.perturb(model, x_t, y_t, check_input=False)
                 x_eval = torch.cat([x_adv, x_t]) if w > 0 else x_adv

@@ -135,16 +135,17 @@ def solve_kernel_ridge(K, Y, *, ridge=1e-6):
     if Y.device != K.device:
         raise ValueError(f"K and Y are on different devices ({K.device} and "
                          f"{Y.device}).")
+    # one pass over K (cheap next to the n^3 solve): the Cholesky factorisation
+    # reads only one triangle, so NaN in the other would not reach alpha
+    check_finite_tensor(K, "K")
+    check_finite_tensor(Y, "Y")
     dtype = torch.promote_types(K.dtype, Y.dtype)
     K, Y = K.to(dtype), Y.to(dtype)
     try:
         alpha = _solve_kernel_ridge(K, Y, float(ridge))
     except _NotFinite:
         alpha = None
-    # NaN or infinity in K or Y reaches alpha: one pass over alpha finds them
     if alpha is None or not torch.isfinite(alpha).all():
-        check_finite_tensor(K, "K")
-        check_finite_tensor(Y, "Y")
         raise ValueError(f"solve_kernel_ridge: the solution overflowed {K.dtype} (K "
                          f"has entries up to {float(K.abs().max()):.3g}, "
                          f"ridge={ridge!r}); scale K or Y down, increase ridge or use "

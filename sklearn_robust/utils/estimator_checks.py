@@ -127,7 +127,7 @@ def check_attack_rejects_bad_input(attack):
     cases = [
         (x.long(), y, TypeError, "floating"),
         (x.clone().fill_(float("nan")), y, ValueError, "NaN"),
-        (x[:5], y, ValueError, "n_samples"),
+        (x[:5], y, ValueError, "rows"),
         (x + 2.0, y, ValueError, "clip range"),
     ]
     for bad_x, bad_y, error, words in cases:

@@ -108,20 +108,58 @@ class LearnSetup:
                     **({"max_iter": self.options["max_iter"]}
                        if self.options.get("max_iter") is not None else {}))
 
-    def ntk(self, eps, n_support=None):
+    def ntk(self, eps, n_support=None, **fixed):
+        """The distiller; ``fixed`` (e.g. ``kernel="conv"``) yields to overrides."""
         given = self._given("ntk", target_batch_size="target_batch_size", lr="lr",
                             attack_steps="n_steps", depth="depth")
-        return NTKRobustDistiller(n_support=n_support, **self.common(eps), **given)
+        return NTKRobustDistiller(n_support=n_support, **self.common(eps),
+                                  **dict(fixed, **given))
 
-    def trilevel(self, eps, fast=False, init=None):
+    def trilevel(self, eps, fast=False, init=None, **fixed):
+        """The tri-level learner; ``fixed`` (e.g. ``module``, ``inner_steps``) are
+        the learner's own settings and yield to the command-line overrides."""
         make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner
-        return make(**self.common(eps), init=init, **self._given(
-            "tri", inner_steps="inner_steps", inner_lr="inner_lr", lr="lr"))
+        given = self._given("tri", inner_steps="inner_steps", inner_lr="inner_lr",
+                            lr="lr")
+        return make(**self.common(eps), init=init, **dict(fixed, **given))
 
     def dr(self):
         return RobustFeatureDataset(device=self.device, random_state=self.seed,
                                     **self._given("dr", max_iter="max_iter"))
 
+
+class TinyCNN(nn.Module):
+    """A cheap convolutional network for small images (8x8 digits): inner level.
+
+    ``conv3x3(c1) - ReLU - maxpool2 - conv3x3(c2) - ReLU - maxpool2 - linear``,
+    'same' padding, PyTorch's default initialisation. Flat inputs are reshaped
+    to images by :func:`~sklearn_robust.nn.image_shape` (64 features ->
+    ``(1, 8, 8)``), so it takes the flat rows the tri-level learner passes.
+    """
+
+    def __init__(self, input_shape, n_classes, channels=(16, 32)):
+        super().__init__()
+        self.image_shape = image_shape(tuple(input_shape))
+        c, h, w = self.image_shape
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(c, c1, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(c2 * (h // 2 // 2) * (w // 2 // 2), n_classes)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.conv1(x.reshape(len(x), *self.image_shape))))
+        h = self.pool(torch.relu(self.conv2(h)))
+        return self.fc(torch.flatten(h, 1))
+
+
+# inner settings of the convolutional tri-level learners: on the digits
+# validation rows, 100 plain SGD steps at 0.3 from scratch train TinyCNN to a
+# clean cross-entropy of about 0.2 (ln 10 = 2.30) at ~0.74 s per outer step on
+# one CPU thread (MLP(128), 200 steps: ~0.2 s); the MLP of the pool gets the
+# same 100 steps
+CNN_INNER = {"module": TinyCNN, "inner_steps": 100, "inner_lr": 0.3}
+POOL_INNER = dict(CNN_INNER, module=[None, TinyCNN])   # None: the MLP(128) default
 
 # name -> factory(setup) -> unfitted learner (None: the training split as it is)
 LEARNERS = {
@@ -138,6 +176,15 @@ LEARNERS = {
     # the combination: the tri-level learner started from the distilled set
     "ntk_trilevel": lambda s: s.trilevel(s.eps, init=s.ntk(s.eps)),
     "ntk_trilevel_eps0": lambda s: s.trilevel(0.0, init=s.ntk(0.0)),
+    # convolutional inner level (TinyCNN), and a pool of MLP(128) and TinyCNN
+    "trilevel_cnn": lambda s: s.trilevel(s.eps, **CNN_INNER),
+    "trilevel_cnn_eps0": lambda s: s.trilevel(0.0, **CNN_INNER),
+    "trilevel_pool": lambda s: s.trilevel(s.eps, **POOL_INNER),
+    "trilevel_pool_eps0": lambda s: s.trilevel(0.0, **POOL_INNER),
+    # the convolutional NTK (CNTK-GAP): ~150 s per outer step on 200 digits rows
+    # on one CPU thread (2026-12-03), far from affordable on the whole split
+    "ntk_conv": lambda s: s.ntk(s.eps, kernel="conv"),
+    "ntk_conv_eps0": lambda s: s.ntk(0.0, kernel="conv"),
 }
 DEFAULT_LEARNERS = ["original", "ntk", "ntk_eps0", "ntk_support", "ntk_support_eps0",
                     "trilevel", "trilevel_eps0", "trilevel_fast", "trilevel_fast_eps0"]
@@ -201,6 +248,9 @@ def fit_learner(name, setup, X, y, threads=None):
             else _peak_rss_mib())
     history = getattr(learner, "loss_history_", None)
     accuracy = getattr(learner, "accuracy_history_", None)
+    # tri-level: the inner network's clean loss on real batches (ln(n_classes)
+    # when it does not learn)
+    clean_loss = getattr(learner, "clean_loss_history_", None)
 
     def tenth(values, last):
         if values is None:
@@ -219,7 +269,11 @@ def fit_learner(name, setup, X, y, threads=None):
         # and last tenth of the steps, and the whole trajectories for the JSON
         "loss_start10": tenth(history, False), "loss_end10": tenth(history, True),
         "acc_start10": tenth(accuracy, False), "acc_end10": tenth(accuracy, True),
+        "clean_loss_start10": tenth(clean_loss, False),
+        "clean_loss_end10": tenth(clean_loss, True),
         "loss_history": None if history is None else [float(v) for v in history],
+        "clean_loss_history": None if clean_loss is None else [
+            float(v) for v in clean_loss],
         "accuracy_history": None if accuracy is None else [float(v) for v in accuracy],
         "warnings": [str(w.message) for w in caught],
         "n_iter": getattr(learner, "n_iter_", None),
@@ -294,6 +348,9 @@ def learn_sets(names, setup, X, y, args, isolate, key):
               + (f"  peak +{mem:.0f} MiB" if mem is not None else "")
               + (f"  loss {res['loss_start10']:.4f} -> {res['loss_end10']:.4f}"
                  if res.get("loss_start10") is not None else "")
+              + (f"  inner clean CE {res['clean_loss_start10']:.4f} -> "
+                 f"{res['clean_loss_end10']:.4f}"
+                 if res.get("clean_loss_start10") is not None else "")
               + "".join(f"\n  warning: {w}" for w in res.get("warnings", [])),
               flush=True)
         if args.sets_cache:     # after every set: an interrupted run keeps them
@@ -693,7 +750,10 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
             "mem_fit_mib": r.get("mem_fit_mib"), "mem_peak_mib": r.get("mem_peak_mib"),
             "n_iter": r.get("n_iter"), "loss_start10": r.get("loss_start10"),
             "loss_end10": r.get("loss_end10"), "acc_start10": r.get("acc_start10"),
-            "acc_end10": r.get("acc_end10"), "linf_change": linf, "l2_change": l2,
+            "acc_end10": r.get("acc_end10"),
+            "clean_loss_start10": r.get("clean_loss_start10"),
+            "clean_loss_end10": r.get("clean_loss_end10"),
+            "linf_change": linf, "l2_change": l2,
             "warnings": len(r.get("warnings", []))})
     gain_cols = list(dict.fromkeys(k for row in gain_rows for k in row
                                    if k != "gain_mean"))
@@ -758,6 +818,7 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
         payload = json.load(f)
     payload["learners"] = [dict(row, loss_history=learned[row["set"]].get(
         "loss_history"), accuracy_history=learned[row["set"]].get("accuracy_history"),
+        clean_loss_history=learned[row["set"]].get("clean_loss_history"),
         warning_texts=learned[row["set"]].get("warnings")) for row in learner_rows]
     payload["gains"], payload["amortisation"] = gain_rows, costs
     with open(json_path, "w", encoding="utf-8") as f:
@@ -774,7 +835,9 @@ def write(args, info, ctx, learned, records, sets, note, total_s):
                   "mem_fit_mib: peak RSS of the learner's child process minus its RSS "
                   "before fit (CUDA: max_memory_allocated); loss/acc_start10, _end10: "
                   "mean outer loss and clean accuracy of the learner's own model on "
-                  "real batches, first and last tenth of the steps; linf_change, "
+                  "real batches, first and last tenth of the steps; clean_loss_*: "
+                  "the tri-level inner network's clean cross-entropy on the real "
+                  "batches (ln(n_classes) at chance); linf_change, "
                   "l2_change: mean per-row size of the learned change.\n"
                 + "\n## Amortisation\n\n" + markdown_table(costs)
                 + "\n- break_even_k: the smallest k with learn_s + k * natural_train_s "

@@ -443,7 +443,9 @@ class UpsampledSmallCNN(nn.Module):
         return self.cnn(self.up(x.reshape(len(x), *self.image_shape)))
 
 
-ARCHS = {"mlp": (256, 256), "mlp64": (64,), "smallcnn": None}
+# tinycnn: the convolutional tri-level learners' own inner architecture (a
+# network of the kind they saw, not an unseen one), trained like the MLPs
+ARCHS = {"mlp": (256, 256), "mlp64": (64,), "smallcnn": None, "tinycnn": None}
 
 
 def arch_kwargs(arch, input_shape):
@@ -453,6 +455,8 @@ def arch_kwargs(arch, input_shape):
         if min(h, w) >= 16:
             return {"module": SmallCNN}, "SmallCNN"
         return {"module": UpsampledSmallCNN}, f"SmallCNN(x2 upsampled {h}x{w})"
+    if arch == "tinycnn":
+        return {"module": TinyCNN}, "TinyCNN(16, 32)"
     hidden = ARCHS[arch]
     return {"module": MLP, "module__hidden_layer_sizes": hidden}, f"MLP{hidden}"
 
@@ -869,7 +873,8 @@ def main(argv=None):
            "cnn_epochs": args.cnn_epochs or DEFAULT_CNN_EPOCHS[args.data],
            "attack_for": {"kernel": args.eval_attack, "mlp": args.eval_attack,
                           "mlp64": args.eval_attack,
-                          "smallcnn": args.cnn_eval_attack or args.eval_attack}}
+                          "smallcnn": args.cnn_eval_attack or args.eval_attack,
+                          "tinycnn": args.cnn_eval_attack or args.eval_attack}}
     t_start = time.perf_counter()
     options = _options(args)
     setup = LearnSetup(eps=learn_eps, seed=args.seed, device=device, options=options)

@@ -19,6 +19,7 @@ from ._base import (
     predict_labels,
     set_threat_model,
 )
+from ._fab import FAB
 from ._logit_scaled import LogitScaledPGD
 from ._square import Square
 
@@ -30,6 +31,8 @@ def _named_attacks():
         "apgd-ce": lambda: APGD(loss="ce"),
         "apgd-dlr": lambda: APGD(loss="dlr"),
         "apgd-t": lambda: APGDT(),
+        "fab": lambda: FAB(),
+        "fab-t": lambda: FAB(targeted=True),
         "square": lambda: Square(),
         "logit-scaled-pgd": lambda: LogitScaledPGD(n_steps=20),
     }
@@ -40,16 +43,22 @@ ATTACK_NAMES = tuple(_named_attacks())
 
 
 def _standard():
+    # as the authors' set_version("standard"), L-inf and L2
     return [APGD(loss="ce", n_iter=100, n_restarts=1),
             APGDT(n_iter=100, n_target_classes=9, n_restarts=1),
+            FAB(targeted=True, n_iter=100, n_target_classes=9, n_restarts=1),
             Square(n_queries=5000, p_init=0.8, n_restarts=1, rescale_schedule=False)]
 
 
 def _plus():
+    # as set_version("plus"): one FAB object there serves "fab" and "fab-t", so
+    # both have its 5 restarts; Square keeps its single run
     return [APGD(loss="ce", n_iter=100, n_restarts=5),
             APGD(loss="dlr", n_iter=100, n_restarts=5),
-            Square(n_queries=5000, p_init=0.8, n_restarts=5, rescale_schedule=False),
-            APGDT(n_iter=100, n_target_classes=9, n_restarts=1)]
+            FAB(n_iter=100, n_restarts=5),
+            Square(n_queries=5000, p_init=0.8, n_restarts=1, rescale_schedule=False),
+            APGDT(n_iter=100, n_target_classes=9, n_restarts=1),
+            FAB(targeted=True, n_iter=100, n_target_classes=9, n_restarts=5)]
 
 
 def _rand():
@@ -223,10 +232,12 @@ class AutoAttack(BaseAttack):
         Preset attack list (ignored when ``attacks`` is given):
 
         - ``"standard"``: APGD-CE (100 iterations), APGD-T (9 target classes x 100
-          iterations), Square (5000 queries), as AutoAttack's standard version
-          without FAB-T.
-        - ``"plus"``: APGD-CE and APGD-DLR with 5 restarts each, Square with 5
-          restarts, APGD-T (AutoAttack's plus version without FAB and FAB-T).
+          iterations), FAB-T (9 target classes x 100 iterations), Square (5000
+          queries), in that order: AutoAttack's standard version (the one of
+          RobustBench) for L-inf and L2.
+        - ``"plus"``: APGD-CE and APGD-DLR with 5 restarts each, FAB with 5
+          restarts, Square (5000 queries), APGD-T (9 targets), FAB-T (9 targets, 5
+          restarts): AutoAttack's plus version.
         - ``"rand"``: APGD-CE and APGD-DLR with 20 EOT gradient samples per
           iteration, for randomized models.
         - ``"fast"`` (this library's): APGD-CE (50 iterations), APGD-T (3 targets x
@@ -234,7 +245,8 @@ class AutoAttack(BaseAttack):
     attacks : list of attacks or names, default=None
         Custom members, run in the given order; names are taken from
         :data:`ATTACK_NAMES` (``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``,
-        ``"square"``, ``"logit-scaled-pgd"``). Attack objects are cloned.
+        ``"fab"``, ``"fab-t"``, ``"square"``, ``"logit-scaled-pgd"``). Attack
+        objects are cloned.
     clip_min, clip_max : float or None, default=0.0, 1.0
         Pixel box (given to every member); ``None`` leaves a side open.
     random_state : int, RandomState instance or None, default=None

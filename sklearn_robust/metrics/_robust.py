@@ -205,16 +205,17 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     norm : {"linf", "l2"}, default="linf"
         Norm of the threat model.
     attack : None, str, attack or list, default=None
-        ``None`` or ``"strong"``: AutoAttack's standard ensemble (APGD-CE, targeted
-        APGD-DLR over 9 classes, Square with 5000 queries) as a worst-case
-        cascade. ``"fast"``: a cheaper AutoAttack (APGD-CE 50, APGD-T 3x50, Square
-        1000). ``"pgd"``: one PGD-20, cheap enough for grid searches and training
-        monitors, but too weak to claim robustness. An attack object, or a list
-        of attacks and presets, gives full control; a list is evaluated as the
-        worst case per sample. The scorer's ``eps``, ``norm`` and clip box
-        override those of the given attacks. An estimator with no differentiable
-        view (forests, k-NN, kernel SVMs, ...) is attacked with the black-box
-        Square attack instead, with a :class:`BlackBoxAttackWarning`.
+        ``None`` or ``"strong"``: AutoAttack's standard ensemble (APGD-CE,
+        targeted APGD-DLR over 9 classes, FAB-T over 9 classes, Square with 5000
+        queries) as a worst-case cascade. ``"fast"``: a cheaper AutoAttack
+        (APGD-CE 50, APGD-T 3x50, Square 1000). ``"pgd"``: one PGD-20, cheap
+        enough for grid searches and training monitors, but too weak to claim
+        robustness. An attack object, or a list of attacks and presets, gives
+        full control; a list is evaluated as the worst case per sample. The
+        scorer's ``eps``, ``norm`` and clip box override those of the given
+        attacks. An estimator with no differentiable view (forests, k-NN, kernel
+        SVMs, ...) is attacked with the black-box Square attack instead, with a
+        :class:`BlackBoxAttackWarning`.
     clip_min, clip_max : float or None, default=0.0, 1.0
         Pixel box; ``None`` leaves a side open.
     batch_size : int, default=256

@@ -545,21 +545,50 @@ def test_autoattack_fast_on_digits(digits_mlp):
     assert torch.equal(info["robust"], info["clean_correct"] & never_fooled)
 
 
-def test_autoattack_versions_and_members():
+def _describe(members):
+    """(name, loss or targeted, targets, restarts, iterations or queries) per member."""
+    out = []
+    for m in members:
+        name = type(m).__name__
+        if name == "APGD":
+            out.append((name, m.loss, None, m.n_restarts, m.n_iter))
+        elif name == "APGDT":
+            out.append((name, "dlr-t", m.n_target_classes, m.n_restarts, m.n_iter))
+        elif name == "FAB":
+            out.append((name, m.targeted, m.n_target_classes if m.targeted else None,
+                        m.n_restarts, m.n_iter))
+        else:
+            out.append((name, None, None, m.n_restarts, m.n_queries))
+    return out
+
+
+def test_autoattack_versions_are_the_authors():
+    # fra31/auto-attack, AutoAttack.set_version, L-inf and L2
     standard = AutoAttack(eps=0.03, norm="l2", random_state=0)._members()
-    assert [type(m).__name__ for m in standard] == ["APGD", "APGDT", "Square"]
-    assert standard[0].n_iter == 100 and standard[0].loss == "ce"
-    assert standard[1].n_target_classes == 9 and standard[1].n_iter == 100
-    assert standard[2].n_queries == 5000 and standard[2].p_init == 0.8
+    assert _describe(standard) == [("APGD", "ce", None, 1, 100),
+                                   ("APGDT", "dlr-t", 9, 1, 100),
+                                   ("FAB", True, 9, 1, 100),
+                                   ("Square", None, None, 1, 5000)]
+    assert standard[3].p_init == 0.8
     assert all(m.eps == 0.03 and m.norm == "l2" for m in standard)
-    assert [m.eot_iter for m in AutoAttack(version="rand")._members()] == [20, 20]
-    assert len(AutoAttack(version="plus")._members()) == 4
-    custom = AutoAttack(attacks=["apgd-dlr", Square(n_queries=7)], eps=0.2)._members()
+    assert _describe(AutoAttack(version="plus")._members()) == [
+        ("APGD", "ce", None, 5, 100), ("APGD", "dlr", None, 5, 100),
+        ("FAB", False, None, 5, 100), ("Square", None, None, 1, 5000),
+        ("APGDT", "dlr-t", 9, 1, 100), ("FAB", True, 9, 5, 100)]
+    rand = AutoAttack(version="rand")._members()
+    assert [(m.loss, m.eot_iter, m.n_restarts) for m in rand] == [("ce", 20, 1),
+                                                                   ("dlr", 20, 1)]
+
+
+def test_autoattack_versions_and_members():
+    custom = AutoAttack(attacks=["apgd-dlr", Square(n_queries=7), "fab-t"],
+                        eps=0.2)._members()
     assert custom[0].loss == "dlr" and custom[1].n_queries == 7 and custom[1].eps == 0.2
+    assert custom[2].targeted and custom[2].eps == 0.2
     model, x, y = torch.nn.Linear(3, 3), torch.rand(2, 3), [0, 1]
     for params, error in [({"version": "best"}, ValueError),
                           ({"attacks": []}, ValueError),
-                          ({"attacks": ["fab"]}, ValueError),
+                          ({"attacks": ["fab-x"]}, ValueError),
                           ({"attacks": [object()]}, TypeError)]:
         with pytest.raises(error):
             AutoAttack(**params).perturb(model, x, y)

@@ -47,7 +47,7 @@ def main(eps=0.1, epochs=30, seed=0):
         rows.append((name, clean, robust, fit_s))
 
     print(f"digits, {len(X_train)} train / {len(X_test)} test, L-inf eps={eps}, "
-          "strong default attack (AutoAttack standard: APGD-CE, APGD-T, Square)")
+          "strong default attack (AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square)")
     print(f"{'model':<18}{'clean acc':>10}{'robust acc':>12}{'fit (s)':>9}")
     for name, clean, robust, fit_s in rows:
         print(f"{name:<18}{clean:>10.3f}{robust:>12.3f}{fit_s:>9.1f}")

@@ -374,7 +374,8 @@ class AutoAttack(BaseAttack):
         for m in members:
             params = m.get_params()
             if "random_state" in params and params["random_state"] is None:
-                seed = torch.randint(0, 2 ** 62, (1,), generator=generator,
+                # a seed in scikit-learn's range, as a user would give
+                seed = torch.randint(0, 2 ** 32, (1,), generator=generator,
                                      device=generator.device)
                 m.set_params(random_state=int(seed))
             if n_classes < 3 and params.get("loss") == "dlr":

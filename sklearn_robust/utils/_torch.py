@@ -103,12 +103,11 @@ def make_generator(random_state, device):
     """A :class:`torch.Generator` on ``device`` seeded from ``random_state``.
 
     The global torch RNG is never touched; ``random_state`` is read by
-    :func:`seed_from_random_state`, except that ints up to ``2**64 - 1`` (torch's
-    limit) are accepted.
+    :func:`seed_from_random_state` (ints in ``[0, 2**32 - 1]``, as everywhere).
     """
     device = torch.device(device)
     gen = torch.Generator(device=device)
-    gen.manual_seed(seed_from_random_state(random_state, max_seed=2**64 - 1))
+    gen.manual_seed(seed_from_random_state(random_state))
     return gen
 
 

@@ -189,3 +189,17 @@ def test_labels_and_model_outputs_are_checked_before_attacking(make):
 
     with pytest.raises(ValueError, match="floating scores of shape"):
         attack.perturb(ThreeD(), x, torch.tensor([0, 1, 2, 0]))
+
+
+def test_attack_seeds_are_scikit_learns_range():
+    from sklearn_robust.attacks import PGD, AutoAttack
+
+    model, x, y = torch.nn.Linear(4, 3), torch.rand(6, 4), torch.arange(6) % 3
+    PGD(eps=0.1, n_steps=1, random_state=2**32 - 1).perturb(model, x, y)
+    for bad in (2**32, -1):
+        with pytest.raises(ValueError, match="random_state"):
+            PGD(eps=0.1, n_steps=1, random_state=bad).perturb(model, x, y)
+    # the ensemble seeds its members in the same range
+    members = AutoAttack(eps=0.1, random_state=0).members(model, x)
+    seeds = [m.random_state for m in members if "random_state" in m.get_params()]
+    assert seeds and all(0 <= s < 2**32 for s in seeds)

@@ -146,7 +146,8 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
     check_clip_box(clip_min, clip_max)
     view = get_torch_view(estimator)
     X, y = check_scoring_data(estimator, X, y, clip_min=clip_min, clip_max=clip_max)
-    codes = view.encode(y)[:n_samples]   # every label checked, the first ones used
+    # every label checked, the first n_samples used
+    codes = view.resolve_classes(X).encode(y)[:n_samples]
     X, y = X[:n_samples], y[:n_samples]
     report = GradientMaskingReport()
     box = dict(clip_min=clip_min, clip_max=clip_max, random_state=random_state)

@@ -150,6 +150,7 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     except TypeError as exc:
         view = get_score_view(estimator)
         attacks = _black_box_attacks(estimator, attacks, attack, exc, threat)
+    view.resolve_classes(X)
     return _robust_correct_on_view(view, X, y, attacks, clip_min=clip_min,
                                    clip_max=clip_max, batch_size=batch_size)
 
@@ -192,10 +193,13 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
 
     Parameters
     ----------
-    estimator : fitted estimator
-        A classifier of this library, a skorch net returning logits, or a
+    estimator : fitted estimator or torch.nn.Module
+        A classifier of this library, a skorch net returning logits, a
         :class:`~sklearn.pipeline.Pipeline` ending in one whose other steps have
-        exact torch equivalents.
+        exact torch equivalents (see :func:`~sklearn_robust.utils.get_torch_view`
+        for scikit-learn's own models), or a plain torch module returning logits,
+        whose labels ``y`` are then the class indices ``0 .. n_classes - 1`` (it
+        is evaluated in eval mode, on the device of its parameters).
     X : array-like of shape (n_samples, ...)
         Clean inputs, inside ``[clip_min, clip_max]``.
     y : array-like of shape (n_samples,)

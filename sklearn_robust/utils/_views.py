@@ -18,7 +18,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
-from ._torch import module_device
+from ._torch import eval_mode, module_device
 
 __all__ = ["get_torch_view", "get_score_view", "TorchView"]
 
@@ -155,15 +155,43 @@ class TorchView(torch.nn.Module):
     ----------
     module : torch.nn.Module
         Maps a float batch shaped like the estimator's input to logits.
-    classes : ndarray
+    classes : ndarray or None
         The estimator's ``classes_``; column ``j`` of the output scores
-        ``classes[j]``.
+        ``classes[j]``. None (a plain torch module): the labels are the class
+        indices ``0 .. n_classes - 1``, with ``n_classes`` read from the module's
+        output by :meth:`resolve_classes`.
     """
 
     def __init__(self, module, classes):
         super().__init__()
         self.module = module
-        self.classes = np.asarray(classes)
+        self.classes = None if classes is None else np.asarray(classes)
+
+    def resolve_classes(self, X):
+        """Set ``classes`` of a plain module from one forward pass on ``X[:1]``.
+
+        Raises a ``ValueError`` naming the problem if the module fails on ``X``
+        or does not return scores of shape ``(n_samples, n_classes)``.
+        """
+        if self.classes is not None or len(X) == 0:
+            return self
+        x = torch.as_tensor(np.asarray(X[:1]), device=self.device)
+        try:
+            with torch.no_grad(), eval_mode(self.module):
+                out = self.module(x)
+        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(
+                f"The module failed on an input of shape {tuple(x.shape)} (dtype "
+                f"{x.dtype}): {type(exc).__name__}: {exc}. Check that X has the shape "
+                "and dtype the module expects.") from exc
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] < 2 \
+                or not out.is_floating_point():
+            raise ValueError(
+                "A torch module is scored through its logits: it must return floating "
+                "scores of shape (n_samples, n_classes) with n_classes >= 2; it "
+                f"returned {getattr(out, 'shape', type(out).__name__)}.")
+        self.classes = np.arange(out.shape[1])
+        return self
 
     def forward(self, x):
         return self.module(x)
@@ -193,13 +221,19 @@ def get_torch_view(estimator):
     when its final step is and its other steps have exact torch equivalents:
     ``StandardScaler``, ``MinMaxScaler`` (without ``clip``), ``MaxAbsScaler``,
     ``PCA``, ``FunctionTransformer`` without a function, ``"passthrough"`` and this
-    library's robust-dataset transformers (the identity at predict time).
+    library's robust-dataset transformers (the identity at predict time). A plain
+    :class:`torch.nn.Module` returning logits is its own view: its labels are the
+    class indices (``classes`` is set by :meth:`TorchView.resolve_classes`).
 
     Raises
     ------
     TypeError
         If the estimator has no differentiable view.
     """
+    if isinstance(estimator, TorchView):
+        return estimator
+    if isinstance(estimator, torch.nn.Module):
+        return TorchView(estimator, None)
     if isinstance(estimator, Pipeline):
         layers = []
         for name, step in estimator.steps[:-1]:

@@ -146,3 +146,31 @@ def test_estimator_without_scores_is_a_clear_error(small_digits):
     X, X_test, y, y_test = small_digits
     with pytest.raises(TypeError, match="decision_function or predict_proba"):
         robust_accuracy_score(PredictOnly().fit(X, y), X_test, y_test, eps=0.1)
+
+
+def test_plain_torch_module_is_scored_with_class_index_labels(small_digits):
+    from sklearn.base import clone
+
+    from sklearn_robust.attacks import cascade
+
+    X_train, X_test, y_train, y_test = small_digits
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                 torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    xt, yt = torch.as_tensor(X_train, dtype=torch.float32), torch.as_tensor(y_train)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(module(xt), yt).backward()
+        opt.step()
+    attack = PGD(eps=0.1, n_steps=5, random_state=0)
+    score = robust_accuracy_score(module, X_test, y_test, eps=0.1, attack=attack)
+    _, robust = cascade([clone(attack)], module, X_test.astype(np.float32), y_test)
+    assert score == pytest.approx(robust.mean())
+    clean = (module(torch.as_tensor(X_test, dtype=torch.float32)).argmax(1).numpy()
+             == y_test).mean()
+    assert 0 < score < clean
+    with pytest.raises(ValueError, match="unseen"):
+        robust_accuracy_score(module, X_test, y_test + 10, eps=0.1, attack=attack)
+    with pytest.raises(ValueError, match="module failed"):
+        robust_accuracy_score(module, X_test[:, :10], y_test, eps=0.1, attack=attack)

@@ -346,3 +346,36 @@ def test_mlp_invalid_hidden_layer_sizes(sizes):
 def test_invalid_input_shape(shape):
     with pytest.raises(ValueError, match="input_shape"):
         MLP(input_shape=shape, n_classes=2)
+
+
+def test_normalize_layer_keeps_the_threat_model_in_pixel_units():
+    import copy
+    import pickle
+
+    from sklearn_robust.attacks import PGD
+    from sklearn_robust.nn import Normalize
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 4, 4)
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    layer = Normalize(mean, std)
+    m, s = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+    expected = (x - m) / s
+    assert torch.allclose(layer(x), expected)
+    flat = Normalize(0.5, 0.25)
+    assert torch.allclose(flat(x.reshape(6, -1)), (x.reshape(6, -1) - 0.5) / 0.25)
+    # buffers: they follow .to() and pickling
+    assert {n for n, _ in layer.named_buffers()} == {"mean", "std"}
+    assert torch.allclose(pickle.loads(pickle.dumps(layer))(x), layer(x))
+    assert torch.allclose(copy.deepcopy(layer).double()(x.double()), expected.double())
+    # the attack's eps is a pixel-space radius in front of the layer
+    model = torch.nn.Sequential(layer, torch.nn.Flatten(), torch.nn.Linear(48, 3))
+    y = model(x).argmax(1)
+    x_adv = PGD(eps=0.05, n_steps=3).perturb(model, x, y)
+    assert float((x_adv - x).abs().max()) <= 0.05 + 1e-6
+    for bad in (dict(mean=0.5, std=0.0), dict(mean=[0.5, 0.5], std=[0.2, 0.2, 0.2]),
+                dict(mean=float("nan"), std=1.0)):
+        with pytest.raises(ValueError):
+            Normalize(**bad)
+    with pytest.raises(ValueError, match="channels"):
+        layer(torch.rand(2, 1, 4, 4))

@@ -461,3 +461,13 @@ def test_user_arrays_are_never_modified():
         clone(attack).perturb(api.MODEL, X, Y)
     np.testing.assert_array_equal(X, X_copy)
     np.testing.assert_array_equal(Y, Y_copy)
+
+
+def test_scalars_keep_their_shape_through_the_stride_fix():
+    # negative strides are copied away, but a 0-d input must stay 0-d: a scalar
+    # kappa gives a scalar weight, a 0-d label is not a 1-D array of one label
+    from sklearn_robust.attacks import cw_loss
+    from sklearn_robust.classifiers import gair_weights
+
+    assert gair_weights(5, n_steps=10).shape == ()
+    assert_clean_error(lambda: cw_loss(torch.randn(1, 3), np.int64(1)), "y")

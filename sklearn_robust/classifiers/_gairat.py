@@ -23,6 +23,7 @@ from ..utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ..utils._validation import as_contiguous
 from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
 from ._trades import trades_loss
 
@@ -106,7 +107,7 @@ def gair_weights(kappa, n_steps, gair_lambda=-1.0, weight_function="tanh", *,
         {"n_steps": n_steps, "gair_lambda": gair_lambda,
          "weight_function": weight_function},
         caller_name="gair_weights")
-    kappa = np.ascontiguousarray(kappa)
+    kappa = as_contiguous(kappa)
     if kappa.dtype.kind not in "fiu":
         raise TypeError(f"kappa must hold integer counts, got dtype {kappa.dtype}.")
     if not np.isfinite(kappa).all() or not np.array_equal(kappa, np.round(kappa)):

@@ -9,7 +9,7 @@ import torch
 
 __all__ = ["check_eps", "check_norm", "check_clip_box", "check_in_box",
            "check_finite_tensor", "check_float_tensor", "check_class_codes",
-           "check_logits", "check_sample_weight", "FLOAT32_MAX"]
+           "check_logits", "check_sample_weight", "as_contiguous", "FLOAT32_MAX"]
 
 NORMS = ("linf", "l2")
 
@@ -80,6 +80,16 @@ def check_finite_tensor(X, name="X"):
         raise ValueError(f"{name} contains NaN or infinity.")
 
 
+def as_contiguous(a):
+    """``a`` with non-negative strides (torch rejects negative ones, e.g. ``X[::-1]``).
+
+    Unlike :func:`numpy.ascontiguousarray`, a 0-d array stays 0-d, so that shape
+    checks see what the caller passed.
+    """
+    a = np.asarray(a)
+    return np.ascontiguousarray(a) if a.ndim else a
+
+
 def check_float_tensor(X, name="X", *, min_ndim=2, dtype=None, device=None,
                        allow_empty=False):
     """``X`` as a floating tensor, or a clear error for what a tensor op would choke on.
@@ -105,7 +115,7 @@ def check_float_tensor(X, name="X", *, min_ndim=2, dtype=None, device=None,
                 X.dtype.kind, f"values of dtype {X.dtype}")
             raise TypeError(f"{name} must hold real numbers, got {what}.")
         kept = None if X.dtype.kind == "f" else torch.float32
-        X = torch.as_tensor(np.ascontiguousarray(X), dtype=dtype or kept)
+        X = torch.as_tensor(as_contiguous(X), dtype=dtype or kept)
     if dtype is not None or device is not None:
         X = X.to(dtype=dtype or X.dtype, device=device or X.device)
     if X.ndim < min_ndim:
@@ -132,7 +142,7 @@ def check_class_codes(y, *, n_samples=None, n_classes=None, name="y", device=Non
         if y.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold integer class indices, got values of "
                             f"dtype {y.dtype}.")
-        y = torch.as_tensor(np.ascontiguousarray(y))
+        y = torch.as_tensor(as_contiguous(y))
     if y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class indices, got {y.dtype}.")
     y = y.to(device=device) if device is not None else y

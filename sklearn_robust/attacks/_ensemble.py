@@ -9,7 +9,7 @@ import torch
 from sklearn.base import clone
 
 from ..exceptions import GradientMaskingWarning
-from ..utils._param_validation import POSITIVE_INT, validate_parameter_constraints
+from ..utils._param_validation import POSITIVE_INT, validate_function_params
 from ..utils._torch import as_tensor, eval_mode, make_generator
 from ._apgd import APGD, APGDT
 from ._base import (
@@ -77,6 +77,7 @@ AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
                        "fast": _fast}
 
 
+@validate_function_params({"batch_size": [POSITIVE_INT, None]})
 def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
             batch_size=None, device=None):
     """Run attacks as a worst-case cascade and return the robust mask.
@@ -145,8 +146,6 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     >>> robust.dtype
     torch.bool
     """
-    validate_parameter_constraints({"batch_size": [POSITIVE_INT, None]},
-                                   {"batch_size": batch_size}, caller_name="cascade")
     if check_input:
         x, y, from_numpy = check_attack_input(model, X, y)
     else:

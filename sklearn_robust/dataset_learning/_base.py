@@ -14,7 +14,7 @@ from ..attacks import PGD
 from ..attacks._base import set_threat_model, warn_if_unused_with_attack
 from ..exceptions import DatasetLearningWarning
 from ..utils._param_validation import validate_params
-from ..utils._validation import check_clip_box, check_in_box
+from ..utils._validation import as_contiguous, check_clip_box, check_in_box
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
 
@@ -103,7 +103,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         # parameters first: a bad parameter is reported before a bad input
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
-        X = np.ascontiguousarray(X)   # a view of X[::-1] has negative strides
+        X = as_contiguous(X)   # a view of X[::-1] has negative strides
         check_classification_targets(y)
         if len(np.unique(y)) < 2:
             raise ValueError("y has only one class; a robust dataset needs samples of "

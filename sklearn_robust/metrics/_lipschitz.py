@@ -84,7 +84,6 @@ def empirical_local_lipschitz(estimator, X, *, eps, n_steps=10, step_size=0.003,
     view = get_torch_view(estimator)
     X, _ = check_scoring_data(estimator, X, clip_min=clip_min, clip_max=clip_max,
                               labels=False)
-    batch_size = int(batch_size)
     device = view.device
     generator = make_generator(random_state, device)
     out = []

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
 from ..attacks._base import set_threat_model
 from ..exceptions import BlackBoxAttackWarning
-from ..utils._param_validation import POSITIVE_INT, validate_parameter_constraints
+from ..utils._param_validation import POSITIVE_INT, validate_function_params
 from ..utils._validation import (
     check_clip_box,
     check_eps,
@@ -121,6 +121,7 @@ def check_scoring_data(estimator, X, y=None, *, clip_min, clip_max, labels=True)
     return X, y
 
 
+@validate_function_params({"batch_size": [POSITIVE_INT]})
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                    clip_max=1.0, batch_size=256, random_state=0):
     """Per-sample robustness: True where the prediction is right under every attack.
@@ -138,9 +139,6 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     check_eps(eps)
     check_norm(norm)
     check_clip_box(clip_min, clip_max)
-    validate_parameter_constraints({"batch_size": [POSITIVE_INT]},
-                                   {"batch_size": batch_size},
-                                   caller_name="robust_correct")
     X, y = check_scoring_data(estimator, X, y, clip_min=clip_min, clip_max=clip_max)
     threat = dict(eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max,
                   random_state=random_state)
@@ -179,10 +177,8 @@ def _robust_correct_on_view(view, X, y, attacks, *, clip_min, clip_max, batch_si
     # X and y were validated by check_scoring_data; the attacks skip their checks
     x_all = torch.as_tensor(X)  # stays on the host; batches move to the device
     t_all = torch.as_tensor(view.encode(y))
-    if len(X) == 0:
-        return np.zeros(0, dtype=bool)
     _, ok = cascade(attacks, view, x_all, t_all, check_input=False,
-                    batch_size=int(batch_size), device=view.device)
+                    batch_size=batch_size, device=view.device)
     return ok.numpy()
 
 

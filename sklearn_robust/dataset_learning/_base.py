@@ -14,6 +14,7 @@ from ..attacks import PGD
 from ..attacks._base import set_threat_model, warn_if_unused_with_attack
 from ..exceptions import DatasetLearningWarning
 from ..utils._param_validation import validate_params
+from ..utils._progress import progress_bar
 from ..utils._validation import as_contiguous, check_clip_box, check_in_box
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
@@ -215,13 +216,8 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     def _progress(self, iterable):
         """``iterable`` wrapped in a tqdm progress bar when ``verbose`` > 0."""
-        if not getattr(self, "verbose", 0):
-            return iterable
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return iterable
-        return tqdm(iterable, desc=type(self).__name__, leave=False)
+        return progress_bar(iterable, getattr(self, "verbose", 0),
+                            desc=type(self).__name__)
 
     def _learn(self, X, y):
         raise NotImplementedError

@@ -177,8 +177,9 @@ def _display_calls():
 
 #: Public functions that take no user data (loaders read files and are tested
 #: in tests/datasets; the others are constructors or predicates).
-NOT_DATA = {"is_attack", "attack_label", "load_digits_images", "load_mnist", "load_fashion_mnist",
-            "default_module", "image_shape", "get_torch_view", "get_score_view"}
+NOT_DATA = {"is_attack", "attack_label", "load_digits_images", "load_mnist",
+            "load_fashion_mnist", "default_module", "image_shape", "get_torch_view",
+            "get_score_view"}
 
 PUBLIC_MODULES = ["sklearn_robust.attacks", "sklearn_robust.classifiers",
                   "sklearn_robust.datasets", "sklearn_robust.dataset_learning",

@@ -109,6 +109,46 @@ class RobustnessReport:
         """Backward passes of all attacks per evaluated point."""
         return sum(r["n_backward"] for r in self.attacks) / max(self.n_samples, 1)
 
+    @classmethod
+    def concatenate(cls, reports):
+        """One report of several, on consecutive shards of the data (in order).
+
+        The same attacks must have run on every shard: per-sample results are
+        concatenated, per-attack counts and times summed (a time is then the
+        attack's total over the shards, not the wall time of a parallel run).
+        """
+        reports = list(reports)
+        if len(reports) == 1:
+            return reports[0]
+        first = reports[0]
+        names = [r["attack"] for r in first.attacks]
+        if any([r["attack"] for r in rep.attacks] != names for rep in reports):
+            raise ValueError("The reports to concatenate ran different attacks.")
+        n = sum(rep.n_samples for rep in reports)
+        rows = []
+        for j, name in enumerate(names):
+            parts = [rep.attacks[j] for rep in reports]
+            row = {key: sum(p[key] for p in parts)
+                   for key in ("n_attacked", "n_fooled", "time_s", "n_forward",
+                               "n_backward")}
+            n_robust = sum(round(p["robust_accuracy"] * rep.n_samples)
+                           for p, rep in zip(parts, reports))
+            attacked = max(row["n_attacked"], 1)
+            rows.append(dict(attack=name, robust_accuracy=n_robust / n, **row,
+                             forward_per_sample=row["n_forward"] / attacked,
+                             backward_per_sample=row["n_backward"] / attacked))
+
+        def cat(attr):
+            return np.concatenate([getattr(rep, attr) for rep in reports])
+
+        return cls(eps=first.eps, norm=first.norm, clip_min=first.clip_min,
+                   clip_max=first.clip_max, clean_correct=cat("clean_correct"),
+                   robust=cat("robust"), X_adv=cat("X_adv"),
+                   fooled_by=cat("fooled_by"),
+                   perturbation_norm=cat("perturbation_norm"), attacks=rows,
+                   wall_time=max(rep.wall_time for rep in reports),
+                   black_box=any(rep.black_box for rep in reports))
+
     def to_frame(self, kind="attacks"):
         """The report as a :class:`pandas.DataFrame` (pandas needed).
 

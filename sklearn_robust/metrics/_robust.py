@@ -4,9 +4,11 @@
 
 import time
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
@@ -128,9 +130,11 @@ def check_scoring_data(estimator, X, y=None, *, clip_min, clip_max, labels=True)
     return X, y
 
 
-@validate_function_params({"batch_size": [POSITIVE_INT], "verbose": [NON_NEGATIVE_INT]})
+@validate_function_params({"batch_size": [POSITIVE_INT], "verbose": [NON_NEGATIVE_INT],
+                           "n_jobs": [Integral, None]})
 def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
-                      clip_max=1.0, batch_size=256, random_state=0, verbose=0):
+                      clip_max=1.0, batch_size=256, random_state=0, verbose=0,
+                      n_jobs=None):
     """Evaluate robustness per sample and per attack, with what each attack cost.
 
     The attacks run as a worst-case cascade, as in :func:`robust_accuracy_score`
@@ -162,6 +166,18 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
     verbose : int, default=0
         If > 0, print the clean accuracy and the robust accuracy after each attack
         with its time, with a progress bar per attack when tqdm is installed.
+    n_jobs : int or None, default=None
+        Shards of ``X`` evaluated in parallel with joblib: ``None`` evaluates
+        ``X`` in one piece (also inside a :func:`joblib.parallel_config` context,
+        so that a score never depends on the backend), -1 one shard per
+        worker of the active joblib backend. Under
+        joblib's Dask backend (``with joblib.parallel_config("dask"):`` after
+        starting a ``dask.distributed.Client``) the shards run on the cluster's
+        workers, each on the device of the model (one GPU per worker with
+        ``CUDA_VISIBLE_DEVICES``). Each shard is attacked as its own cascade
+        with the same seeds, so attacks with random starts draw other starts
+        than a serial run; deterministic attacks give the same result. The
+        per-attack times of a sharded report are summed over the shards.
 
     Returns
     -------
@@ -205,9 +221,14 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
         attacks = _black_box_attacks(estimator, attacks, attack, exc, threat)
         black_box = True
     view.resolve_classes(X)
-    report = _report_on_view(view, X, y, attacks, eps=eps, norm=norm,
-                             clip_min=clip_min, clip_max=clip_max,
-                             batch_size=batch_size, verbose=verbose)
+    n_shards = 1 if n_jobs is None else min(effective_n_jobs(n_jobs), len(X))
+    shards = np.array_split(np.arange(len(X)), n_shards)
+    run = delayed(_report_on_view)
+    reports = Parallel(n_jobs=n_shards)(
+        run(view, X[rows], y[rows], attacks, eps=eps, norm=norm, clip_min=clip_min,
+            clip_max=clip_max, batch_size=batch_size, verbose=verbose)
+        for rows in shards)
+    report = RobustnessReport.concatenate(reports)
     report.black_box = black_box
     report.wall_time = time.perf_counter() - start
     return report

@@ -1,5 +1,6 @@
 """robustness_report: per-sample and per-attack results with pass counts."""
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -196,3 +197,28 @@ def test_autoattack_verbose_logs_each_member(linear, capsys):
     assert "robust accuracy after square: " in capsys.readouterr().out
     with pytest.raises(ValueError, match="verbose"):
         AutoAttack(verbose=-2).perturb(view, torch.as_tensor(X), torch.as_tensor(y))
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_sharded_report_equals_serial(linear, backend):
+    clf, X, y = linear
+    attacks = [FGSM(), PGD(n_steps=4, random_start=False, loss="cw")]
+    serial = robustness_report(clf, X, y, eps=0.1, attack=attacks)
+    with joblib.parallel_config(backend):
+        sharded = robustness_report(clf, X, y, eps=0.1, attack=attacks, n_jobs=3)
+        inside = robustness_report(clf, X, y, eps=0.1, attack=attacks)
+    for report in (sharded, inside):
+        np.testing.assert_array_equal(report.robust, serial.robust)
+        np.testing.assert_array_equal(report.fooled_by, serial.fooled_by)
+        assert [(r["n_fooled"], r["n_forward"]) for r in report.attacks] == \
+            [(r["n_fooled"], r["n_forward"]) for r in serial.attacks]
+        assert report.robust_accuracy == serial.robust_accuracy
+
+
+def test_concatenate_checks_the_attacks(linear):
+    clf, X, y = linear
+    a = robustness_report(clf, X, y, eps=0.1, attack=FGSM())
+    b = robustness_report(clf, X, y, eps=0.1, attack=PGD(n_steps=2))
+    with pytest.raises(ValueError, match="different attacks"):
+        RobustnessReport.concatenate([a, b])
+    assert RobustnessReport.concatenate([a]) is a

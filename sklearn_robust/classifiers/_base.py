@@ -6,6 +6,7 @@ import inspect
 import json
 import numbers
 import os
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,12 +27,14 @@ from ..attacks._base import (
     set_threat_model,
     warn_if_unused_with_attack,
 )
+from ..exceptions import ThreatModelWarning
 from ..nn import default_module
 from ..utils._param_validation import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     POSITIVE_REAL,
     THREAT_CONSTRAINTS,
+    HasMethods,
     Options,
     TorchDevice,
     validate_parameter_constraints,
@@ -40,11 +43,24 @@ from ..utils._param_validation import (
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box, check_in_box
+from ..utils._views import transformer_view
 
 __all__ = ["BaseAdversarialClassifier"]
 
 # skorch >= 1.4 tells its fit loop which entry point (fit or partial_fit) to route
 _FIT_LOOP_ROUTES = "_routing_method" in inspect.signature(NeuralNet.fit_loop).parameters
+
+
+class _Preprocessed(torch.nn.Module):
+    """A network behind the fixed torch equivalent of a fitted preprocessor."""
+
+    def __init__(self, preprocessing, network):
+        super().__init__()
+        self.preprocessing = preprocessing
+        self.network = network
+
+    def forward(self, x, **kwargs):
+        return self.network(self.preprocessing(x).to(x.dtype), **kwargs)
 
 
 class _EncodedDataset(Dataset):
@@ -280,7 +296,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  optimizer=torch.optim.Adam, lr=1e-3, max_epochs=10, batch_size=128,
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
-                 attack=None, random_state=None, **kwargs):
+                 attack=None, random_state=None, preprocessor=None, **kwargs):
         # shuffle the training batches unless told otherwise (skorch does not)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -295,6 +311,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.clip_max = clip_max
         self.attack = attack
         self.random_state = random_state
+        self.preprocessor = preprocessor
 
     # ------------------------------------------------------------------ params
     #: Constraints of the library's own parameters (scikit-learn's style; skorch
@@ -304,6 +321,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
         "attack": ATTACK_CONSTRAINT,
+        "preprocessor": [HasMethods(["fit", "transform"]), None],
         # skorch's own parameters, which skorch does not check
         "batch_size": _BATCH_SIZE,
         "max_epochs": [NON_NEGATIVE_INT],
@@ -548,7 +566,12 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 "(input shape and number of classes): call fit(X, y) instead of "
                 "initialize(), pass a module instance, or restore them with "
                 "load_params(f_fitted=...) from a file of save_params(f_fitted=...).")
-        fill = {"input_shape": getattr(self, "input_shape_", None),
+        prep = self._preprocessing_module()
+        shape = getattr(self, "input_shape_", None)
+        if prep is not None and shape is not None:
+            with torch.no_grad():  # the shape the network sees after preprocessing
+                shape = tuple(prep(torch.zeros((1, *shape))).shape[1:])
+        fill = {"input_shape": shape,
                 "n_classes": len(getattr(self, "classes_inferred_", ()))}
         kwargs = {**{n: fill[n] for n in needs}, **kwargs}
         if module is None:
@@ -558,7 +581,36 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if not isinstance(self.module_, torch.nn.Module):
             raise TypeError(f"{type(self).__name__}: module {module!r} returned "
                             f"{type(self.module_).__name__}, not a torch.nn.Module.")
+        if prep is not None:
+            self.module_ = _Preprocessed(prep, self.module_)
         return self
+
+    def _preprocessing_module(self):
+        """The torch equivalent of the fitted ``preprocessor_`` (None without one)."""
+        if self.preprocessor is None:
+            return None
+        if not hasattr(self, "preprocessor_"):
+            raise ValueError(
+                f"{type(self).__name__} with a preprocessor needs the training data "
+                "to fit it: call fit(X, y) (save_params/load_params do not store "
+                "the preprocessor; pickle the fitted classifier instead).")
+        return transformer_view(self.preprocessor_)
+
+    def _fit_preprocessor(self, X, y):
+        """Fit ``preprocessor_`` on the flat training inputs (see ``preprocessor``)."""
+        if self.preprocessor is None:
+            if hasattr(self, "preprocessor_"):
+                del self.preprocessor_
+            return
+        prep = clone(self.preprocessor).fit(X.reshape(len(X), -1), y)
+        if transformer_view(prep) is None:
+            raise ValueError(
+                f"preprocessor {type(prep).__name__} has no exact torch equivalent, "
+                "so it cannot run inside the model; supported are StandardScaler, "
+                "MinMaxScaler (without clip), MaxAbsScaler, PCA, FunctionTransformer "
+                "without a function, and pipelines, FeatureUnion or "
+                "ColumnTransformer of them.")
+        self.preprocessor_ = prep
 
     # -------------------------------------------------------------------- data
     def _check_input_shape(self, X, reset):
@@ -568,6 +620,28 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
                              f"{type(self).__name__} was fitted on "
                              f"{self.input_shape_}.")
+
+    def _warn_if_standardised(self, X):
+        """Warn when ``X`` looks standardised and the clip box is open (see
+        :class:`~sklearn_robust.exceptions.ThreatModelWarning`)."""
+        if (self.preprocessor is not None or self.clip_min is not None
+                or self.clip_max is not None or not self.eps or len(X) < 2):
+            return
+        flat = X.reshape(len(X), -1).astype(np.float64)
+        std = flat.std(axis=0)
+        varying = std > 1e-8
+        if not varying.any():
+            return
+        mean, std = flat.mean(axis=0)[varying], std[varying]
+        if np.mean((np.abs(mean) < 0.05) & (np.abs(std - 1) < 0.05)) >= 0.9:
+            warnings.warn(
+                f"{type(self).__name__} is trained on inputs that look standardised "
+                f"(zero mean, unit variance per feature) with an open clip box, so "
+                f"eps={self.eps} is measured in standard deviations of each "
+                "feature. If a scaler precedes it in a Pipeline, the scorers attack "
+                "the pipeline's raw inputs, with eps in raw units: pass the scaler "
+                "as preprocessor= instead (it then runs inside the model) and keep "
+                "the raw inputs' clip box.", ThreatModelWarning, stacklevel=4)
 
     def _check_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
@@ -589,6 +663,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         check_classification_targets(y)
         check_in_box(X, self.clip_min, self.clip_max)
         self._check_input_shape(X, reset)
+        if reset:
+            self._fit_preprocessor(X, y)
+            self._warn_if_standardised(X)
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
                                                 ensure_non_negative=True)
@@ -816,6 +893,11 @@ default=None
         """
         if f_fitted is not None:
             check_is_fitted(self, ["label_encoder_", "input_shape_"])
+            if self.preprocessor is not None:
+                raise ValueError(
+                    "save_params(f_fitted=...) does not store the fitted "
+                    "preprocessor; pickle the fitted classifier instead (pickle or "
+                    "joblib.dump).")
             state = {"format": _FITTED_FORMAT, "estimator": type(self).__name__,
                      "classes": self.classes_.tolist(),
                      "classes_dtype": self.classes_.dtype.str,

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
+from sklearn.pipeline import Pipeline
 
 from ..attacks import PGD, AutoAttack, BaseAttack, cascade
 from ..attacks._base import set_threat_model
-from ..exceptions import BlackBoxAttackWarning
+from ..exceptions import BlackBoxAttackWarning, ThreatModelWarning
 from ..utils._param_validation import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
@@ -28,7 +29,7 @@ from ..utils._validation import (
     check_norm,
     check_sample_weight,
 )
-from ..utils._views import get_score_view, get_torch_view
+from ..utils._views import get_score_view, get_torch_view, transformer_view
 from ._report import RobustnessReport
 
 __all__ = ["RobustScorer", "make_robust_scorer", "robust_accuracy_score",
@@ -210,6 +211,7 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
     check_norm(norm)
     check_clip_box(clip_min, clip_max)
     X, y = check_scoring_data(estimator, X, y, clip_min=clip_min, clip_max=clip_max)
+    _warn_if_trained_in_other_units(estimator)
     threat = dict(eps=eps, norm=norm, clip_min=clip_min, clip_max=clip_max,
                   random_state=random_state)
     attacks = _resolve_attacks(attack, **threat)
@@ -232,6 +234,29 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
     report.black_box = black_box
     report.wall_time = time.perf_counter() - start
     return report
+
+
+def _warn_if_trained_in_other_units(estimator):
+    """Warn when a pipeline's robust classifier follows a preprocessing step: it
+    was trained with its ``eps`` in the preprocessed units, while the attacks
+    here perturb the pipeline's inputs."""
+    best = getattr(estimator, "best_estimator_", None)
+    estimator = estimator if best is None else best
+    if not isinstance(estimator, Pipeline):
+        return
+    final = estimator.steps[-1][1]
+    if not (callable(getattr(final, "robust_loss", None)) and getattr(final, "eps", 0)):
+        return
+    moving = [name for name, step in estimator.steps[:-1]
+              if not isinstance(transformer_view(step), torch.nn.Identity)]
+    if moving:
+        warnings.warn(
+            f"The pipeline's {type(final).__name__} was trained against attacks of "
+            f"radius eps={final.eps} on the output of {moving}, but the scorer "
+            "attacks the pipeline's inputs, so the two radii are in different "
+            "units and the robust accuracy measures another threat model. Pass the "
+            "preprocessing as the classifier's preprocessor= so that it trains "
+            "against attacks on the raw inputs.", ThreatModelWarning, stacklevel=4)
 
 
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,

@@ -24,7 +24,7 @@ from skorch import NeuralNet
 from ._sklearn_private import BaseSearchCV, column_transformer_inputs
 from ._torch import eval_mode, module_device
 
-__all__ = ["get_torch_view", "get_score_view", "TorchView"]
+__all__ = ["get_torch_view", "get_score_view", "TorchView", "transformer_view"]
 
 
 def _buffer(value):
@@ -121,13 +121,13 @@ class _Union(torch.nn.Module):
 
 def _union_view(parts):
     """:class:`_Union` of ``(columns, step, weight)``, or None if a step has no view."""
-    views = [(c, _transformer_view(step), w) for c, step, w in parts]
+    views = [(c, transformer_view(step), w) for c, step, w in parts]
     if not views or any(v is None for _, v, _ in views):
         return None
     return _Union(views)
 
 
-def _transformer_view(step):
+def transformer_view(step):
     """A torch module equal to ``step.transform``, or None if there is none."""
     if step is None or step == "passthrough":
         return torch.nn.Identity()
@@ -138,7 +138,7 @@ def _transformer_view(step):
         # imbalanced-learn samplers resample in fit only: the identity at predict
         return torch.nn.Identity()
     if isinstance(step, Pipeline):  # a pipeline of transformers inside a pipeline
-        layers = [_transformer_view(s) for _, s in step.steps]
+        layers = [transformer_view(s) for _, s in step.steps]
         return None if any(v is None for v in layers) else torch.nn.Sequential(*layers)
     if isinstance(step, FeatureUnion):
         check_is_fitted(step)
@@ -308,7 +308,7 @@ def get_torch_view(estimator):
     if isinstance(estimator, Pipeline):
         layers = []
         for name, step in estimator.steps[:-1]:
-            layer = _transformer_view(step)
+            layer = transformer_view(step)
             if layer is None:
                 raise TypeError(
                     f"Pipeline step {name!r} ({type(step).__name__}) has no exact "

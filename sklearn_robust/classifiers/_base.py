@@ -14,7 +14,7 @@ import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
@@ -42,7 +42,7 @@ from ..utils._param_validation import (
 )
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
-from ..utils._validation import check_clip_box, check_in_box
+from ..utils._validation import as_contiguous, check_clip_box, check_in_box
 from ..utils._views import transformer_view
 
 __all__ = ["BaseAdversarialClassifier"]
@@ -313,6 +313,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.random_state = random_state
         self.preprocessor = preprocessor
 
+    #: Slice training batches from in-memory arrays (see :meth:`get_iterator`);
+    #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
+    _slice_batches = True
+
     # ------------------------------------------------------------------ params
     #: Constraints of the library's own parameters (scikit-learn's style; skorch
     #: checks its own); subclasses merge them: ``{**Base._parameter_constraints, ...}``.
@@ -461,8 +465,13 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 f"{len(self.history)}; the optimisation diverged. Lower the learning "
                 "rate (lr) or the weights of the loss terms (e.g. beta), or check "
                 "the scale of X.")
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss, "y_pred": y_pred}
+
+    def backward(self, loss):
+        """Back-propagate a batch's loss (``loss.backward()``; Accelerate's own
+        ``backward`` under :class:`AccelerateMixin`)."""
+        loss.backward()
 
     # ---------------------------------------------------------- sample weights
     @staticmethod
@@ -542,7 +551,14 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def perturb(self, X, y):
         """Attack a clean batch of class codes with the training attack (module in
         eval mode)."""
-        return self.attack_.perturb(self.module_, X, y, check_input=False)
+        return self.attack_.perturb(self.attacked_module_, X, y, check_input=False)
+
+    @property
+    def attacked_module_(self):
+        """The network the training attacks run on: ``module_``, unwrapped from a
+        data-parallel wrapper (see :class:`AccelerateMixin`), so that an attack's
+        input gradients never trigger a gradient synchronisation."""
+        return self.module_
 
     # ------------------------------------------------------------------ module
     def initialize_module(self):
@@ -644,9 +660,14 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 "the raw inputs' clip box.", ThreatModelWarning, stacklevel=4)
 
     def _check_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+        if not reset and getattr(self, "_train_seed", None) is not None:
+            # during training: arrays that skorch's callbacks slice from the
+            # validated training data, whose feature names were dropped
+            X = check_array(X, dtype=np.float32, allow_nd=True)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
         self._check_input_shape(X, reset)
-        return X
+        return as_contiguous(X)
 
     def _check_fit_data(self, X, y, sample_weight, reset, classes=None):
         """Validate parameters and training data once per ``fit``/``partial_fit``.
@@ -660,6 +681,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             raise ValueError(f"{type(self).__name__} requires y to be passed, "
                              "but the target y is None.")
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, allow_nd=True)
+        X = as_contiguous(X)
         check_classification_targets(y)
         check_in_box(X, self.clip_min, self.clip_max)
         self._check_input_shape(X, reset)
@@ -736,7 +758,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         kwargs, iterator = self.get_params_for(prefix), getattr(self, prefix)
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else int(batch_size)
-        if (training and type(dataset) is _EncodedDataset  # subclasses add fields
+        if (training and self._slice_batches
+                and type(dataset) is _EncodedDataset  # subclasses add fields
                 and isinstance(dataset.X, np.ndarray)
                 and iterator is DataLoader
                 and set(kwargs) <= {"shuffle", "drop_last"}):
@@ -853,8 +876,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         with fork_rng(seed, self.device):
             self._train_seed = seed
             try:
+                self._check_training_step()
                 if initialize:
                     self.initialize()
+                self._check_callbacks_have_validation_data()
                 self.notify("on_train_begin", X=X, y=y)
                 try:
                     self.fit_loop(dataset, y, **fit_params)
@@ -868,6 +893,45 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                     # in eval mode is never switched by concurrent predictions
                     self._set_training(False)
         return self
+
+    def _check_training_step(self):
+        """Refuse a mixin that replaces the training step of the robust methods.
+
+        skorch's ``train_step_single`` computes the plain loss: a mixin from
+        outside the library that overrides it (skorch's own ``AccelerateMixin``)
+        would train a non-robust network without a word. Subclasses of the
+        library's classifiers may override it.
+        """
+        for cls in type(self).__mro__:
+            if "train_step_single" in vars(cls):
+                break
+        if issubclass(cls, BaseAdversarialClassifier) or cls.__module__.startswith(
+                "sklearn_robust."):
+            return
+        fix = (" Use sklearn_robust.classifiers.AccelerateMixin instead, which "
+               "keeps the robust loss." if cls.__name__ == "AccelerateMixin" else "")
+        raise TypeError(
+            f"{type(self).__name__} takes its training step from "
+            f"{cls.__module__}.{cls.__name__}, which computes skorch's plain loss "
+            f"and would train a non-robust network.{fix}")
+
+    def _check_callbacks_have_validation_data(self):
+        """A callback monitoring a ``valid_*`` key needs a validation split.
+
+        skorch would fail at the end of the first epoch with a ``KeyError`` on the
+        history; this names the fix before training starts.
+        """
+        if self.train_split is not None:
+            return
+        for name, callback in getattr(self, "callbacks_", []):
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("valid_"):
+                raise ValueError(
+                    f"Callback {name!r} monitors {monitor!r}, which needs a "
+                    f"validation split, but {type(self).__name__} trains on all the "
+                    "data by default (train_split=None). Pass e.g. "
+                    "train_split=skorch.dataset.ValidSplit(0.2), or monitor a "
+                    "training key (e.g. monitor='train_loss').")
 
     # ------------------------------------------------------------ persistence
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None,

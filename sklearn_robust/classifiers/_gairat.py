@@ -417,8 +417,8 @@ class GAIRATClassifier(BaseAdversarialClassifier):
 
         ``kappa`` is the attack's ``info["n_correct_steps"]``.
         """
-        X_adv, info = self.attack_.perturb(self.module_, X, y, return_info=True,
-                                           check_input=False)
+        X_adv, info = self.attack_.perturb(self.attacked_module_, X, y,
+                                           return_info=True, check_input=False)
         kappa = info.get("n_correct_steps")
         if kappa is None:
             raise TypeError(
@@ -628,7 +628,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         else:
             logits = self.infer(X, **fit_params)
             logits_adv = self.infer(X_adv, **fit_params)
-            X_cw = self.cw_attack_.perturb(self.module_, X, y, check_input=False)
+            X_cw = self.cw_attack_.perturb(self.attacked_module_, X, y,
+                                           check_input=False)
             logits_cw = self.infer(X_cw, **fit_params)
             w = log_w.exp()
             wt = w.to(logits.device, logits.dtype)

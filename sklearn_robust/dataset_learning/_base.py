@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -45,7 +45,7 @@ def _change_bounds(x, clip_min, clip_max, max_change):
     return lo, hi
 
 
-class BaseRobustDataset(TransformerMixin, BaseEstimator):
+class BaseRobustDataset(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Base class of transformers that learn a robust training set.
 
     The contract (like scikit-learn's ``TargetEncoder``, ``fit_transform`` is *not*

@@ -179,7 +179,7 @@ def _display_calls():
 #: in tests/datasets; the others are constructors or predicates).
 NOT_DATA = {"is_attack", "attack_label", "load_digits_images", "load_mnist",
             "load_fashion_mnist", "default_module", "image_shape", "get_torch_view",
-            "get_score_view"}
+            "get_score_view", "save_dataset", "load_dataset"}
 
 PUBLIC_MODULES = ["sklearn_robust.attacks", "sklearn_robust.classifiers",
                   "sklearn_robust.datasets", "sklearn_robust.dataset_learning",

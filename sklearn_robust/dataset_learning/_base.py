@@ -16,6 +16,7 @@ from ..exceptions import DatasetLearningWarning
 from ..utils._param_validation import validate_params
 from ..utils._progress import progress_bar
 from ..utils._validation import as_contiguous, check_clip_box, check_in_box
+from ._io import data_hash
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
 
@@ -140,6 +141,7 @@ class BaseRobustDataset(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         try:
             X, y = self._validate_fit(X, y)
             self.input_shape_ = tuple(X.shape[1:])
+            self.source_hash_ = data_hash(X, y)
             # learning needs autograd, even when fit runs under torch.no_grad
             with torch.enable_grad():
                 X_robust, y_robust = self._learn(X, y)

@@ -4,6 +4,7 @@
 
 from ._diagnostics import GradientMaskingReport, gradient_masking_report
 from ._display import RobustnessCurveDisplay
+from ._history import LearnedSetDisplay, TrainingHistoryDisplay
 from ._lipschitz import (
                          LipschitzScorer,
                          empirical_local_lipschitz,
@@ -24,4 +25,5 @@ __all__ = ["ATTACK_PRESETS", "GradientMaskingReport", "gradient_masking_report",
            "LipschitzScorer", "RobustnessCurveDisplay", "empirical_local_lipschitz",
            "make_lipschitz_scorer", "RobustScorer", "make_robust_scorer",
            "robust_accuracy_score", "robust_correct", "dataset_separation",
-           "RobustnessReport", "robustness_report"]
+           "RobustnessReport", "robustness_report", "TrainingHistoryDisplay",
+           "LearnedSetDisplay"]

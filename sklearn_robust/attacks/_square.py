@@ -83,6 +83,11 @@ def _eta(sh, sw, dtype, device):
     return eta / eta.norm()
 
 
+def _channel_norms(t):
+    """L2 norms of ``t`` (n, c, h, w) over its spatial axes: ``(n, c, 1, 1)``."""
+    return t.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
+
+
 def _margin(scores, y):
     true = scores.gather(1, y[:, None]).squeeze(1)
     other = scores.scatter(1, y[:, None], float("-inf")).amax(dim=1)
@@ -179,7 +184,10 @@ class Square(BaseAttack):
     as images. L-inf: vertical-stripe initialisation, then windows set to ``+-eps``
     per channel. L2: the initialisation and proposals of the paper (nested squares of
     opposite signs), each proposal moving mass between two windows while keeping the
-    norm at ``eps``. Windows are drawn per sample.
+    norm at ``eps``: as in the authors' code, the budget of the new window is kept
+    per channel (that channel's mass in the two windows plus a ``1 / c`` share of
+    the unused budget), so the perturbation outside the windows is left unchanged.
+    Windows are drawn per sample.
 
     Scores that look like probabilities (rows in ``[0, 1]`` summing to 1) are
     replaced by their logarithm, whose margin equals the logit margin of a softmax
@@ -416,9 +424,11 @@ class Square(BaseAttack):
                    torch.arange(c, device=device)[None, :, None, None],
                    rows[:, None, :, None], cols[:, None, None, :])
             window1 = delta[at1]  # (m, c, sh, sw)
-            norm_w1 = window1.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
+            norm_w1 = _channel_norms(window1)
             norm_img = flat_norm(delta, "l2").reshape(-1, 1, 1, 1)
-            norm_windows = flat_norm(delta * (mask1 | mask2), "l2").reshape(-1, 1, 1, 1)
+            # the mass of the two windows, per channel: each channel's new window
+            # gets its own channel's mass back (plus a share of the unused budget)
+            norm_windows = _channel_norms(delta * (mask1 | mask2))
             # the pattern, randomly transposed per sample (square windows), signed
             if (sh, sw) not in patterns:
                 patterns[sh, sw] = _eta(sh, sw, dtype, device)
@@ -430,7 +440,7 @@ class Square(BaseAttack):
             new = new + window1 / (norm_w1 + 1e-12)
             budget = ((eps ** 2 - norm_img ** 2).clamp_min(0) / c
                       + norm_windows ** 2).sqrt()
-            new = new / (new.pow(2).sum(dim=(2, 3), keepdim=True).sqrt() + 1e-12)
+            new = new / (_channel_norms(new) + 1e-12)
             delta = delta * ~mask2
             delta[at1] = new * budget
             return rescale(delta, xc)

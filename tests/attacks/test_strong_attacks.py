@@ -437,6 +437,47 @@ def test_square_images_and_restarts():
         assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
 
 
+class _ConstantScores:
+    """Class 0 always wins by the same margin: Square accepts no candidate, so every
+    query after the start is a proposal made from the starting point. Records the
+    queries (the first is the attack's input check, the second the start)."""
+
+    def __init__(self):
+        self.queries = []
+
+    def __call__(self, x):
+        self.queries.append(x.detach().clone())
+        out = torch.zeros(len(x), 3, dtype=x.dtype)
+        out[:, 0] = 5.0
+        return out
+
+
+@pytest.mark.parametrize("n_channels", [3, 1])
+def test_square_l2_proposal_leaves_the_rest_of_the_perturbation_alone(n_channels):
+    # fra31/auto-attack (square.py, L2 branch) gives each channel's new window the
+    # mass of that channel's two windows plus a share of the unused budget, so a
+    # proposal changes the two windows only and keeps the norm at eps; a budget
+    # summed over the channels overshot, and the rescaling to eps then shrank the
+    # whole perturbation (by 0.94 on 3 x 16 x 16 inputs)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, n_channels, 16, 16, generator=g)
+    y = torch.zeros(4, dtype=torch.long)
+    scores = _ConstantScores()
+    eps = 2.0
+    Square(eps=eps, norm="l2", n_queries=30, p_init=0.05, clip_min=None,
+           clip_max=None, random_state=0).perturb(scores, x, y)
+    start, proposals = scores.queries[1] - x, scores.queries[2:]
+    assert len(proposals) == 29
+    # p_init=0.05 on 16 x 16: windows of at most 5 x 5
+    most_changed = 2 * 5 * 5 * n_channels
+    for query in proposals:
+        delta = query - x
+        assert torch.allclose(flat_norm(delta, "l2"), torch.full((4,), eps),
+                              rtol=1e-5)
+        changed = ((delta - start).abs() > 1e-6).reshape(4, -1).sum(dim=1)
+        assert int(changed.max()) <= most_changed
+
+
 # ------------------------------------------------------- logit-scaled PGD
 class _SmallLogits(torch.nn.Module):
     """GAIRAT-like low-magnitude logits on a 2-D toy problem with 10 classes.

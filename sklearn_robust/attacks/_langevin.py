@@ -14,7 +14,7 @@ from ..utils._param_validation import (
 )
 from ._ascent import ascend
 from ._base import BaseAttack
-from ._projections import ascent_step, normal_start
+from ._projections import ascent_step, laplace_noise, normal_start
 
 __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
 
@@ -52,19 +52,6 @@ def log_one_minus_softmax(logits, y):
                          f"with n_classes >= 2, got {tuple(logits.shape)}.")
     others = logits.scatter(1, y[:, None], float("-inf"))
     return torch.logsumexp(others, dim=1) - torch.logsumexp(logits, dim=1)
-
-
-def laplace_noise(like, generator):
-    """Standard Laplace noise (location 0, scale 1) shaped like ``like``.
-
-    Drawn as the difference of two standard exponential variables from
-    ``generator``, on the device and with the dtype of ``like``.
-    """
-    e1 = torch.empty_like(like).exponential_(generator=generator)
-    e2 = torch.empty_like(like).exponential_(generator=generator)
-    return e1 - e2
-
-
 
 
 class LangevinSampler(BaseAttack):

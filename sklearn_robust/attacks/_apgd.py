@@ -278,6 +278,11 @@ class _APGDBase(BaseAttack):
         "random_start": ["boolean"],
     }
 
+    def _check_params(self):
+        super()._check_params()
+        if self.norm == "l1":
+            raise ValueError(f"{type(self).__name__} does not support norm='l1' yet.")
+
     def _run(self, model, x, y, generator, loss_fn, target=None):
         return apgd_run(model, x, y, loss_fn=loss_fn, eps=float(self.eps),
                         norm=self.norm, n_iter=self.n_iter, clip_min=self.clip_min,

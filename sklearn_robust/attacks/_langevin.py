@@ -75,11 +75,14 @@ class LangevinSampler(BaseAttack):
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball (DALE's MNIST setting).
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model. For ``"l2"`` the sign is replaced by the
         steepest-ascent direction of the l2 ball, ``v / ||v||_2`` per sample (of
         ``g`` for the Gaussian flavour, of ``g + noise_scale * xi`` for the
-        Laplacian one), and ``P`` rescales onto the l2 ball.
+        Laplacian one), and ``P`` rescales onto the l2 ball. For ``"l1"`` it is
+        replaced by the sparse L1 step of :class:`PGD` (the signs of the top 1%
+        entries of ``v``, normalised to L1 length 1), and ``P`` is the exact
+        projection onto the intersection of the l1 ball and the clip box.
     n_steps : int, default=7
         Number of Langevin steps (MNIST setting).
     step_size : float or None, default=0.1

@@ -235,6 +235,11 @@ class Square(BaseAttack):
         "rescale_schedule": ["boolean"],
     }
 
+    def _check_params(self):
+        super()._check_params()
+        if self.norm == "l1":
+            raise ValueError("Square does not support norm='l1' yet.")
+
     # ----------------------------------------------------------------- scores
     def _scorer(self, model, shape):
         """A function ``x4 -> per-sample scores`` that decides the score kind once."""

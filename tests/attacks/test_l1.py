@@ -5,6 +5,13 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from sklearn_robust.attacks import (
+    FGSM,
+    PGD,
+    LangevinSampler,
+    LocalLinearityAttack,
+    LogitScaledPGD,
+)
 from sklearn_robust.attacks._projections import (
     project_feasible,
     project_l1_box,
@@ -159,3 +166,97 @@ def test_sparse_l1_step_moves_the_top_coordinates():
     step = sparse_l1_step(grad, 1.0, torch.tensor([1, 5]))
     assert torch.allclose(step, torch.tensor([[0.0, -1.0, 0.0, 0.0, 0.0],
                                               [0.5, 0.5, 0.0, 0.0, 0.0]]))
+
+
+# --------------------------------------------------------------- PGD, FGSM
+def _best_l1_decrease(w, x, eps, lo=0.0, hi=1.0):
+    """The largest decrease of ``w . x`` over ``||d||_1 <= eps`` inside the box:
+    the coordinates with the largest ``|w_i|`` first, each as far as its room."""
+    left, gain = eps, 0.0
+    for i in np.argsort(-np.abs(w)):
+        room = x[i] - lo if w[i] > 0 else hi - x[i]
+        move = min(room, left)
+        gain, left = gain + abs(w[i]) * move, left - move
+        if left <= 0:
+            break
+    return gain
+
+
+def _binary_linear_problem(n=40, d=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    model = torch.nn.Linear(d, 2).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(2, d, generator=g, dtype=torch.float64))
+        model.bias.zero_()
+    x = 0.3 + 0.4 * torch.rand(n, d, generator=g, dtype=torch.float64)
+    # half of the points on the edges of the box: the box binds
+    edge = torch.where(torch.rand(n // 2, d, generator=g) < 0.5, 0.02, 0.98)
+    x[: n // 2] = edge.double()
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y
+
+
+def _margin_decrease(model, x, x_adv, y):
+    rows = torch.arange(len(y))
+    with torch.no_grad():
+        def margin(z):
+            out = model(z)
+            return out[rows, y] - out[rows, 1 - y]
+        return (margin(x) - margin(x_adv)).numpy()
+
+
+@pytest.mark.parametrize("eps", [0.2, 0.6])
+def test_l1_pgd_reaches_the_optimum_of_a_linear_model(eps):
+    # on 10 features the sparse step moves one coordinate (the exact L1 steepest
+    # ascent): PGD must end at the best allocation of the budget, the largest
+    # |w_i| first, also where the box stops a coordinate (the blocked coordinate
+    # leaves the step, the budget goes to the next one)
+    model, x, y = _binary_linear_problem()
+    x_adv = PGD(eps=eps, norm="l1", n_steps=50, random_start=False).perturb(
+        model, x, y)
+    assert float(flat_norm(x_adv - x, "l1").max()) <= eps * (1 + 1e-9)
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    W = model.weight.detach().numpy()
+    best = np.array([_best_l1_decrease(W[t] - W[1 - t], xi, eps)
+                     for xi, t in zip(x.numpy(), y.numpy())])
+    ratio = _margin_decrease(model, x, x_adv, y) / best
+    assert ratio.min() >= 0.99 and ratio.max() <= 1 + 1e-9
+
+
+def test_fgsm_l1_moves_the_best_coordinate_by_eps():
+    model, x, y = _binary_linear_problem()
+    x, y = x[20:], y[20:]  # inside the box by at least 0.3 > eps
+    eps = 0.2
+    x_adv = FGSM(eps=eps, norm="l1").perturb(model, x, y)
+    delta = (x_adv - x).numpy()
+    W = model.weight.detach().numpy()
+    for di, t in zip(delta, y.numpy()):
+        w = W[t] - W[1 - t]
+        best = np.argmax(np.abs(w))
+        assert np.flatnonzero(np.abs(di) > 1e-12).tolist() == [best]
+        assert di[best] == pytest.approx(-np.sign(w[best]) * eps)
+
+
+@pytest.mark.parametrize("attack", [
+    PGD(eps=3.0, norm="l1", n_steps=5, random_state=0),
+    PGD(eps=3.0, norm="l1", n_steps=5, random_start="normal", random_state=0),
+    FGSM(eps=3.0, norm="l1"),
+    LogitScaledPGD(eps=3.0, norm="l1", n_steps=5, random_state=0),
+    LangevinSampler(eps=3.0, norm="l1", n_steps=5, step_size=1.0, random_state=0),
+    LangevinSampler(eps=3.0, norm="l1", n_steps=5, step_size=1.0, noise="laplacian",
+                    noise_scale=0.1, random_state=0),
+    LocalLinearityAttack(eps=3.0, norm="l1", n_steps=3, random_state=0),
+], ids=lambda a: type(a).__name__)
+def test_l1_gradient_attacks_stay_in_the_ball_and_the_box(attack):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
+    x = torch.rand(16, 3, 8, 8)
+    x[:4] = 0.0  # on the edges of the box
+    x[4:8] = 1.0
+    y = torch.randint(0, 5, (16,))
+    x_adv = attack.perturb(model, x, y)
+    assert float(flat_norm(x_adv - x, "l1").max()) <= 3.0 * (1 + 1e-6)
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    assert float((x_adv - x).abs().max()) > 0

@@ -120,9 +120,13 @@ INIT_PARAMS = {
     APGD: [dict(eps=0.1, n_iter=10),
            dict(eps=0.5, norm="l2", n_iter=10),
            dict(eps=0.1, n_iter=10, loss="dlr", n_restarts=2),
-           dict(eps=0.5, norm="l2", n_iter=10, loss="dlr")],
+           dict(eps=0.5, norm="l2", n_iter=10, loss="dlr"),
+           dict(eps=2.0, norm="l1", n_iter=10),
+           dict(eps=2.0, norm="l1", n_iter=10, use_largereps=True, n_restarts=2)],
     APGDT: [dict(eps=0.1, n_iter=8, n_target_classes=2),
-            dict(eps=0.5, norm="l2", n_iter=8, n_target_classes=2)],
+            dict(eps=0.5, norm="l2", n_iter=8, n_target_classes=2),
+            dict(eps=2.0, norm="l1", n_iter=8, n_target_classes=2,
+                 use_largereps=True)],
     # seeded: Square lowers the margin, not the cross-entropy that
     # check_attack_increases_loss measures, which rose for about 92% of the seeds
     Square: [dict(eps=0.1, n_queries=30, random_state=0),

@@ -6,12 +6,16 @@ import torch
 from scipy.optimize import minimize
 
 from sklearn_robust.attacks import (
+    APGD,
+    APGDT,
     FGSM,
     PGD,
     LangevinSampler,
     LocalLinearityAttack,
     LogitScaledPGD,
+    l1_apgd_checkpoints,
 )
+from sklearn_robust.attacks._apgd import apgd_run, large_eps_stages
 from sklearn_robust.attacks._projections import (
     project_feasible,
     project_l1_box,
@@ -260,3 +264,183 @@ def test_l1_gradient_attacks_stay_in_the_ball_and_the_box(attack):
     assert float(flat_norm(x_adv - x, "l1").max()) <= 3.0 * (1 + 1e-6)
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
     assert float((x_adv - x).abs().max()) > 0
+
+
+# ------------------------------------------------------------------ l1-APGD
+def _ce(logits, y, _target=None):
+    return torch.nn.functional.cross_entropy(logits, y, reduction="none")
+
+
+def _l1_apgd_reference_replay(model, x, y, eps, n_iter, x_init=None):
+    """The authors' l1-APGD loop (fra31/auto-attack, ``attack_single_run`` with
+    ``norm="L1"``), replayed step by step with the box [0, 1]: the gradient
+    entries at least the one at ascending rank ``int((1 - topk) d)``, a step of
+    L1 length ``step`` spread over their signs, the projection onto the ball and
+    the box, no momentum; every ``max(int(0.04 N), 1)`` steps the sparsity of the
+    best point sets ``topk``, and a drop of more than 5% resets the step to eps
+    and restarts from the best point, otherwise the step shrinks by 1.5 (to at
+    least eps / 10). Returns the iterates and the number of restarts."""
+    n, d = len(x), x[0].numel()
+
+    def loss_grad(v):
+        v = v.clone().requires_grad_(True)
+        loss = _ce(model(v), y)
+        return loss.detach(), torch.autograd.grad(loss.sum(), v)[0]
+
+    def l0(t):
+        return (t != 0).reshape(n, -1).sum(-1).to(x.dtype)
+
+    x_adv = x.clone() if x_init is None else x_init.clone()
+    if x_init is None:
+        topk, sp_old = torch.full((n,), 0.2, dtype=x.dtype), torch.full((n,), float(d),
+                                                                        dtype=x.dtype)
+    else:
+        sp_old = l0(x_adv - x)
+        topk = sp_old / d / 1.5
+    loss_best, grad = loss_grad(x_adv)
+    x_best, grad_best = x_adv.clone(), grad.clone()
+    step = torch.full((n, 1), eps, dtype=x.dtype)
+    every, counter, trace, n_restarts = max(int(0.04 * n_iter), 1), 0, [], 0
+    rows = torch.arange(n)
+    for _ in range(n_iter):
+        ranked = grad.abs().reshape(n, -1).sort(-1)[0]
+        rank = ((1.0 - topk) * d).clamp(0, d - 1).long()
+        sparse = grad * (grad.abs() >= ranked[rows, rank][:, None]).to(x.dtype)
+        x_new = x_adv + step * sparse.sign() / (sparse.sign().abs().sum(
+            1, keepdim=True) + 1e-10)
+        x_adv = x + project_feasible(x, x_new - x, eps, "l1", 0.0, 1.0)
+        trace.append(x_adv.clone())
+        loss, grad = loss_grad(x_adv)
+        better = loss > loss_best
+        x_best[better], grad_best[better] = x_adv[better], grad[better]
+        loss_best = torch.where(better, loss, loss_best)
+        counter += 1
+        if counter == every:
+            sp_curr = l0(x_best - x)
+            restart = sp_curr / sp_old < 0.95
+            topk = sp_curr / d / 1.5
+            step[restart] = eps
+            step[~restart] /= 1.5
+            step = step.clamp(eps / 10, eps)
+            sp_old = sp_curr
+            x_adv[restart], grad[restart] = x_best[restart], grad_best[restart]
+            n_restarts += int(restart.sum())
+            counter = 0
+    return trace, n_restarts
+
+
+def _wide_margin_mlp(d, seed=4):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 3)).double()
+    with torch.no_grad():  # a wide margin: no sample is fooled (none leaves the batch)
+        model[2].bias[0] += 6.0
+    return model
+
+
+@pytest.mark.parametrize("n_iter, given_start", [(50, False), (100, False),
+                                                  (30, True)])
+def test_l1_apgd_iterates_match_a_replay_of_the_reference_loop(n_iter, given_start):
+    d = 20
+    model = _wide_margin_mlp(d)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, d, generator=g, dtype=torch.float64) * 0.6 + 0.2
+    x[:2, :5] = 0.0  # on the box: the projection clips
+    y = model(x).argmax(1).detach()
+    assert bool((y == 0).all())
+    eps = 1.5
+    x_init = None
+    if given_start:
+        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        noise[:, ::2] = 0  # a sparse start
+        x_init = x + project_feasible(x, noise, eps, "l1", 0.0, 1.0)
+    trace = []
+    apgd_run(model, x, y, loss_fn=_ce, eps=eps, norm="l1", n_iter=n_iter,
+             clip_min=0.0, clip_max=1.0, generator=torch.Generator(),
+             random_start=False, trace=trace, x_init=x_init)
+    expected, n_restarts = _l1_apgd_reference_replay(model, x, y, eps, n_iter, x_init)
+    assert n_restarts > 0  # the sparsity-driven restarts are exercised
+    assert len(trace) == n_iter
+    for k, ((got, _), want) in enumerate(zip(trace, expected)):
+        assert torch.allclose(got, want, atol=1e-9), f"iterate {k + 1} differs"
+
+
+def test_l1_apgd_checkpoints_and_large_eps_stages():
+    assert l1_apgd_checkpoints(100) == list(range(4, 101, 4))
+    assert l1_apgd_checkpoints(30) == list(range(1, 31))
+    assert l1_apgd_checkpoints(10) == list(range(1, 11))
+    # the authors' APGDAttack.perturb: ceil(0.3 N), ceil(0.3 N), the rest
+    assert large_eps_stages(2.0, 100) == [(6.0, 30), (4.0, 30), (2.0, 40)]
+    assert large_eps_stages(1.0, 10) == [(3.0, 3), (2.0, 3), (1.0, 4)]
+    assert large_eps_stages(1.0, 5) == [(3.0, 2), (2.0, 2), (1.0, 1)]
+    with pytest.raises(ValueError, match="n_iter"):
+        l1_apgd_checkpoints(0)
+
+
+class _StageRecorder(torch.nn.Module):
+    """A wide-margin linear model that records the L1 radius of every query."""
+
+    def __init__(self, x):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(x.shape[1], 3).double()
+        with torch.no_grad():
+            self.linear.bias[0] += 50.0
+        self.x, self.radii = x, []
+
+    def forward(self, z):
+        if z.shape == self.x.shape:
+            self.radii.append(float(flat_norm(z.detach() - self.x, "l1").max()))
+        return self.linear(z)
+
+
+def test_apgd_use_largereps_runs_the_three_radii():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 30, generator=g, dtype=torch.float64) * 0.5 + 0.25
+    model = _StageRecorder(x)
+    y = torch.zeros(5, dtype=torch.long)
+    eps = 1.0
+    x_adv = APGD(eps=eps, norm="l1", n_iter=10, use_largereps=True,
+                 random_state=0).perturb(model, x, y)
+    assert float(flat_norm(x_adv - x, "l1").max()) <= eps * (1 + 1e-9)
+    # stages of 3, 3 and 4 iterations at radii 3, 2 and 1, each starting from the
+    # previous best point projected onto its ball (one query per start and step)
+    radii = np.array(model.radii[1:])  # [0]: the probabilities check
+    assert len(radii) == 4 + 4 + 5
+    assert np.all(radii[:4] <= 3 * eps + 1e-9) and radii[:4].max() > 2 * eps
+    assert np.all(radii[4:8] <= 2 * eps + 1e-9) and radii[4:8].max() > eps
+    assert np.all(radii[8:] <= eps + 1e-9)
+
+
+@pytest.mark.parametrize("cls", [APGD, APGDT])
+def test_apgd_use_largereps_needs_l1_and_three_iterations(cls):
+    model, x, y = torch.nn.Linear(4, 3), torch.rand(3, 4), torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match="use_largereps.*norm='l1'"):
+        cls(norm="linf", use_largereps=True).perturb(model, x, y)
+    with pytest.raises(ValueError, match="n_iter >= 3"):
+        cls(norm="l1", n_iter=2, use_largereps=True).perturb(model, x, y)
+    with pytest.raises(ValueError, match="use_largereps"):
+        cls(norm="l1", use_largereps="yes").perturb(model, x, y)
+
+
+@pytest.mark.parametrize("attack", [
+    APGD(eps=3.0, norm="l1", n_iter=10, random_state=0),
+    APGD(eps=3.0, norm="l1", n_iter=10, loss="dlr", use_largereps=True,
+         n_restarts=2, random_state=0),
+    APGDT(eps=3.0, norm="l1", n_iter=10, n_target_classes=2, random_state=0),
+    APGDT(eps=3.0, norm="l1", n_iter=10, n_target_classes=2, use_largereps=True,
+          random_state=0),
+], ids=["apgd", "apgd-largereps", "apgdt", "apgdt-largereps"])
+def test_l1_apgd_stays_in_the_ball_and_the_box(attack):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
+    x = torch.rand(16, 3, 8, 8)
+    x[:4] = 0.0
+    x[4:8] = 1.0
+    y = model(x).argmax(1).detach()
+    x_adv, info = attack.perturb(model, x, y, return_info=True)
+    assert float(flat_norm(x_adv - x, "l1").max()) <= 3.0 * (1 + 1e-6)
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    with torch.no_grad():
+        assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])

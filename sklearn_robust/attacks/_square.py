@@ -71,15 +71,19 @@ def _rings(a, b, dtype, device):
 
 
 def _eta(sh, sw, dtype, device):
-    """Unit-norm L2 proposal: positive rings on one half, negative on the other."""
+    """Unit-norm L2 proposal: positive rings on one half, negative on the other.
+
+    As the authors' ``eta``, each half is normalised before the whole, so that
+    the two halves have the same norm also when their sizes differ (odd windows).
+    """
     if sh == 1:
-        half = sw // 2
-        eta = torch.cat([_rings(1, half, dtype, device),
-                         -_rings(1, sw - half, dtype, device)], dim=1)
+        half, dim = sw // 2, 1
+        halves = (_rings(1, half, dtype, device), _rings(1, sw - half, dtype, device))
     else:
-        half = sh // 2
-        eta = torch.cat([_rings(half, sw, dtype, device),
-                         -_rings(sh - half, sw, dtype, device)], dim=0)
+        half, dim = sh // 2, 0
+        halves = (_rings(half, sw, dtype, device), _rings(sh - half, sw, dtype, device))
+    first, second = (t / t.norm().clamp_min(1e-12) for t in halves)
+    eta = torch.cat([first, -second], dim=dim)
     return eta / eta.norm()
 
 

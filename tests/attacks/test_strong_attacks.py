@@ -23,7 +23,7 @@ from sklearn_robust.attacks import (
 )
 from sklearn_robust.attacks._apgd import apgd_run, targeted_dlr_loss
 from sklearn_robust.attacks._projections import flat_norm
-from sklearn_robust.attacks._square import _p_selection
+from sklearn_robust.attacks._square import _eta, _p_selection
 from sklearn_robust.exceptions import GradientMaskingWarning, NotLogitsWarning
 
 
@@ -435,6 +435,21 @@ def test_square_images_and_restarts():
         assert float(flat_norm(x_adv - x, norm).max()) <= eps * (1 + 1e-5)
         assert int(info["n_queries"].max()) <= 80
         assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
+
+
+def test_square_l2_pattern_has_halves_of_equal_norm_as_the_reference():
+    # fra31/auto-attack's eta(s): each half of nested rings normalised, then the
+    # whole; for s = 3 the halves are 1 and 2 rows of rings weighted 1 + 1/4 at
+    # the centre and 1/4 around it
+    top = torch.tensor([[1.0, 5.0, 1.0]]) / 27 ** 0.5
+    bottom = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0]]) / 30 ** 0.5
+    want = torch.cat([top, -bottom]) / 2 ** 0.5
+    assert torch.allclose(_eta(3, 3, torch.float32, "cpu"), want, atol=1e-6)
+    for shape in [(5, 5), (7, 7), (4, 4), (1, 7)]:
+        eta = _eta(*shape, torch.float64, "cpu")
+        assert float(eta.norm()) == pytest.approx(1.0)
+        positive, negative = eta.clamp_min(0), eta.clamp_max(0)
+        assert float(positive.norm()) == pytest.approx(float(negative.norm()))
 
 
 class _ConstantScores:

@@ -130,7 +130,8 @@ INIT_PARAMS = {
     # seeded: Square lowers the margin, not the cross-entropy that
     # check_attack_increases_loss measures, which rose for about 92% of the seeds
     Square: [dict(eps=0.1, n_queries=30, random_state=0),
-             dict(eps=0.5, norm="l2", n_queries=30, random_state=0)],
+             dict(eps=0.5, norm="l2", n_queries=30, random_state=0),
+             dict(eps=2.0, norm="l1", n_queries=30, random_state=0)],
     LogitScaledPGD: [dict(eps=0.1, n_steps=5), dict(eps=2.0, norm="l1", n_steps=5)],
     AutoAttack: [
         dict(eps=0.1, attacks=[APGD(n_iter=5), APGDT(n_iter=5, n_target_classes=2),

@@ -13,6 +13,7 @@ from sklearn_robust.attacks import (
     LangevinSampler,
     LocalLinearityAttack,
     LogitScaledPGD,
+    Square,
     l1_apgd_checkpoints,
 )
 from sklearn_robust.attacks._apgd import apgd_run, large_eps_stages
@@ -22,6 +23,7 @@ from sklearn_robust.attacks._projections import (
     random_init,
     sparse_l1_step,
 )
+from sklearn_robust.attacks._square import _eta
 from sklearn_robust.utils._torch import flat_norm
 
 
@@ -444,3 +446,65 @@ def test_l1_apgd_stays_in_the_ball_and_the_box(attack):
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
     with torch.no_grad():
         assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
+
+
+# ------------------------------------------------------------------- Square
+class _ConstantScores:
+    """Class 0 always wins by the same margin: Square accepts no candidate, so every
+    query after the start is a proposal made from the starting point."""
+
+    def __init__(self):
+        self.queries = []
+
+    def __call__(self, x):
+        self.queries.append(x.detach().clone())
+        out = torch.zeros(len(x), 3, dtype=x.dtype)
+        out[:, 0] = 5.0
+        return out
+
+
+def test_square_l1_pattern_is_the_references():
+    # fra31/auto-attack's eta(3) for L1: rings weighted 1 + 1/16 at the centre and
+    # 1/16 around it, each half normalised in L1, then the whole
+    top = torch.tensor([[1.0, 17.0, 1.0]]) / 19
+    bottom = torch.tensor([[1.0, 1.0, 1.0], [1.0, 17.0, 1.0]]) / 22
+    want = torch.cat([top, -bottom]) / 2
+    assert torch.allclose(_eta(3, 3, torch.float32, "cpu", "l1"), want, atol=1e-6)
+
+
+def test_square_l1_proposal_on_one_channel_moves_mass_between_two_windows():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 16, 16, generator=g)
+    y = torch.zeros(4, dtype=torch.long)
+    scores = _ConstantScores()
+    eps = 4.0
+    Square(eps=eps, norm="l1", n_queries=30, p_init=0.05, clip_min=None,
+           clip_max=None, random_state=0).perturb(scores, x, y)
+    start, proposals = scores.queries[1] - x, scores.queries[2:]
+    assert torch.allclose(flat_norm(start, "l1"), torch.full((4,), eps), rtol=1e-5)
+    for query in proposals:
+        delta = query - x
+        assert torch.allclose(flat_norm(delta, "l1"), torch.full((4,), eps),
+                              rtol=1e-5)
+        changed = ((delta - start).abs() > 1e-6).reshape(4, -1).sum(dim=1)
+        assert int(changed.max()) <= 2 * 5 * 5
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 8, 8), (24,)])
+def test_square_l1_stays_in_the_ball_and_the_box(shape):
+    torch.manual_seed(0)
+    d = int(np.prod(shape))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 16),
+                                torch.nn.ReLU(), torch.nn.Linear(16, 5))
+    x = torch.rand(20, *shape)
+    x[:4] = 0.0
+    x[4:8] = 1.0
+    y = model(x).argmax(1).detach()
+    x_adv, info = Square(eps=2.0, norm="l1", n_queries=100, n_restarts=2,
+                         random_state=0).perturb(model, x, y, return_info=True)
+    assert x_adv.shape == x.shape
+    assert float(flat_norm(x_adv - x, "l1").max()) <= 2.0 * (1 + 1e-6)
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    with torch.no_grad():
+        assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
+    assert bool(info["fooled"].any())

@@ -136,7 +136,9 @@ INIT_PARAMS = {
     AutoAttack: [
         dict(eps=0.1, attacks=[APGD(n_iter=5), APGDT(n_iter=5, n_target_classes=2),
                                Square(n_queries=20)]),
-        dict(eps=0.5, norm="l2", attacks=["apgd-ce", Square(n_queries=20)])],
+        dict(eps=0.5, norm="l2", attacks=["apgd-ce", Square(n_queries=20)]),
+        dict(eps=2.0, norm="l1", attacks=[APGD(n_iter=5, use_largereps=True),
+                                          Square(n_queries=20)])],
 }
 
 # ------------------------------------------------------- expected failures

@@ -1,15 +1,19 @@
 """Tests of the L1 threat model: the ball-and-box projection and the L1 attacks."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from sklearn.datasets import load_digits
 
 from sklearn_robust.attacks import (
     APGD,
     APGDT,
     FGSM,
     PGD,
+    AutoAttack,
     LangevinSampler,
     LocalLinearityAttack,
     LogitScaledPGD,
@@ -508,3 +512,83 @@ def test_square_l1_stays_in_the_ball_and_the_box(shape):
     with torch.no_grad():
         assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
     assert bool(info["fooled"].any())
+
+
+# --------------------------------------------------------------- AutoAttack
+def _members(**params):
+    out = []
+    for m in AutoAttack(**params)._members():
+        kind = type(m).__name__
+        detail = {"APGD": lambda: (m.loss, m.n_restarts, m.n_iter, m.use_largereps),
+                  "APGDT": lambda: (m.n_target_classes, m.n_restarts, m.n_iter,
+                                    m.use_largereps),
+                  "FAB": lambda: (m.targeted, m.n_target_classes, m.n_restarts,
+                                  m.n_iter),
+                  "Square": lambda: (m.n_queries, m.n_restarts, m.p_init,
+                                     m.rescale_schedule)}[kind]()
+        assert m.norm == params.get("norm", "linf")
+        out.append((kind, *detail))
+    return out
+
+
+def test_autoattack_l1_versions_are_the_authors():
+    # fra31/auto-attack, AutoAttack.set_version("standard") with norm="L1":
+    # apgd-ce with 5 restarts and apgd-t with 5 target classes, both with
+    # use_largereps; fab-t (9 targets, 1 restart) and square (5000 queries)
+    assert _members(norm="l1", eps=12.0) == [
+        ("APGD", "ce", 5, 100, True), ("APGDT", 5, 1, 100, True),
+        ("FAB", True, 9, 1, 100), ("Square", 5000, 1, 0.8, False)]
+    # "rand" as for the other norms; "plus" too, with a warning (the authors'
+    # code prints one)
+    assert _members(norm="l1", version="rand") == [
+        ("APGD", "ce", 1, 100, False), ("APGD", "dlr", 1, 100, False)]
+    with pytest.warns(UserWarning, match="plus"):
+        plus = _members(norm="l1", version="plus")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plus == _members(norm="linf", version="plus")
+    assert _members(norm="l1", version="fast") == [
+        ("APGD", "ce", 1, 50, True), ("APGDT", 3, 1, 50, True),
+        ("Square", 1000, 1, 0.8, True)]
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    """A small MLP trained on digits / 16 and 100 test points."""
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16, dtype=torch.float32)
+    y = torch.tensor(y)
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 10))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[:1400]), y[:1400]).backward()
+        opt.step()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, X[1400:1500], y[1400:1500]
+
+
+# Square may fool a point or two that the short gradient runs of "fast" missed
+@pytest.mark.filterwarnings("ignore::sklearn_robust.exceptions.GradientMaskingWarning")
+def test_autoattack_l1_lowers_the_accuracy_of_a_trained_model(digits_mlp):
+    model, x, y = digits_mlp
+    clean = (model(x).argmax(1) == y).float().mean()
+    assert clean > 0.9
+    eps = 2.0
+    x_adv, info = AutoAttack(eps=eps, norm="l1", version="fast",
+                             random_state=0).perturb(model, x, y, return_info=True)
+    assert float(flat_norm(x_adv - x, "l1").max()) <= eps * (1 + 1e-6)
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    robust = (model(x_adv).argmax(1) == y).float().mean()
+    assert torch.equal(model(x_adv).argmax(1) == y, info["robust"])
+    assert robust < clean - 0.5
+    # at least as strong as L1 PGD with the iterations of its first member
+    pgd = PGD(eps=eps, norm="l1", n_steps=50, random_state=0).perturb(model, x, y)
+    assert robust <= (model(pgd).argmax(1) == y).float().mean()

@@ -627,10 +627,13 @@ def test_autoattack_versions_are_the_authors():
                                    ("Square", None, None, 1, 5000)]
     assert standard[3].p_init == 0.8
     assert all(m.eps == 0.03 and m.norm == "l2" for m in standard)
+    assert not any(getattr(m, "use_largereps", False) for m in standard)
+    # plus: the shared FAB object runs "fab" with 5 restarts, and "fab-t" with
+    # n_restarts set to 1 by run_standard_evaluation
     assert _describe(AutoAttack(version="plus")._members()) == [
         ("APGD", "ce", None, 5, 100), ("APGD", "dlr", None, 5, 100),
         ("FAB", False, None, 5, 100), ("Square", None, None, 1, 5000),
-        ("APGDT", "dlr-t", 9, 1, 100), ("FAB", True, 9, 5, 100)]
+        ("APGDT", "dlr-t", 9, 1, 100), ("FAB", True, 9, 1, 100)]
     rand = AutoAttack(version="rand")._members()
     assert [(m.loss, m.eot_iter, m.n_restarts) for m in rand] == [("ce", 20, 1),
                                                                    ("dlr", 20, 1)]

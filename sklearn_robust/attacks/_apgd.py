@@ -124,7 +124,8 @@ def large_eps_stages(eps, n_iter):
 
     The radii are ``3 eps, 2 eps, eps`` and the first two stages take
     ``ceil(0.3 n_iter)`` iterations each, the last one the rest, as the authors'
-    ``APGDAttack.perturb`` (``n_iter >= 3``).
+    ``APGDAttack.perturb`` (every stage has an iteration for ``n_iter = 3`` and
+    ``n_iter >= 5``).
     """
     iters = [math.ceil(fraction * n_iter) for _, fraction in LARGE_EPS_SCHEDULE[:-1]]
     iters.append(n_iter - sum(iters))
@@ -414,10 +415,13 @@ class _APGDBase(BaseAttack):
             raise ValueError(
                 f"{type(self).__name__}: use_largereps=True is the schedule of "
                 f"l1-APGD and needs norm='l1', got norm={self.norm!r}.")
-        if self.use_largereps and self.n_iter < 3:
+        if self.use_largereps and min(
+                k for _, k in large_eps_stages(1.0, self.n_iter)) < 1:
             raise ValueError(
-                f"{type(self).__name__}: use_largereps=True runs three stages and "
-                f"needs n_iter >= 3, got n_iter={self.n_iter}.")
+                f"{type(self).__name__}: use_largereps=True splits n_iter into "
+                "stages of ceil(0.3 n_iter), ceil(0.3 n_iter) and the remaining "
+                "iterations, each at least 1: n_iter must be 3 or >= 5, got "
+                f"n_iter={self.n_iter}.")
 
     def _run(self, model, x, y, generator, loss_fn, target=None):
         def run(eps, n_iter, **kwargs):

@@ -423,8 +423,10 @@ def test_apgd_use_largereps_needs_l1_and_three_iterations(cls):
     model, x, y = torch.nn.Linear(4, 3), torch.rand(3, 4), torch.tensor([0, 1, 2])
     with pytest.raises(ValueError, match="use_largereps.*norm='l1'"):
         cls(norm="linf", use_largereps=True).perturb(model, x, y)
-    with pytest.raises(ValueError, match="n_iter >= 3"):
-        cls(norm="l1", n_iter=2, use_largereps=True).perturb(model, x, y)
+    for n_iter in (1, 2, 4):  # a stage without iterations
+        with pytest.raises(ValueError, match="n_iter must be 3 or >= 5"):
+            cls(norm="l1", n_iter=n_iter, use_largereps=True).perturb(model, x, y)
+    cls(norm="l1", n_iter=3, use_largereps=True).perturb(model, x, y)
     with pytest.raises(ValueError, match="use_largereps"):
         cls(norm="l1", use_largereps="yes").perturb(model, x, y)
 

@@ -119,7 +119,7 @@ def _add_data_args(p, *, train=True):
 def _add_threat_args(p, eps=0.1):
     p.add_argument("--eps", type=_non_negative_float, default=eps,
                    help=f"radius of the threat model (default {eps})")
-    p.add_argument("--norm", default="linf", choices=["linf", "l2"],
+    p.add_argument("--norm", default="linf", choices=["linf", "l2", "l1"],
                    help="norm of the threat model (default linf)")
 
 

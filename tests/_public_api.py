@@ -87,6 +87,8 @@ def _functions():
             dict(X="X", y="codes", batch_size="int", verbose="int0")),
         attacks.apgd_checkpoints: Call(attacks.apgd_checkpoints, dict(n_iter=20),
                                        dict(n_iter="int")),
+        attacks.l1_apgd_checkpoints: Call(attacks.l1_apgd_checkpoints,
+                                          dict(n_iter=20), dict(n_iter="int")),
         attacks.project_onto_hyperplane_box: Call(
             attacks.project_onto_hyperplane_box,
             dict(p=torch.tensor(X),

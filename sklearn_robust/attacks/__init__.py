@@ -6,7 +6,7 @@ Every attack is a stateless estimator with ``perturb(model, X, y) -> X_adv``, wh
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ._apgd import APGD, APGDT, apgd_checkpoints
+from ._apgd import APGD, APGDT, apgd_checkpoints, l1_apgd_checkpoints
 from ._base import BaseAttack, is_attack
 from ._ensemble import AutoAttack, attack_label, cascade
 from ._fab import FAB, project_onto_hyperplane_box
@@ -20,5 +20,5 @@ from ._square import Square
 __all__ = ["BaseAttack", "FGSM", "PGD", "LangevinSampler", "is_attack", "cw_loss",
            "dlr_loss", "kl_loss", "targeted_dlr_loss",
            "APGD", "APGDT", "LogitScaledPGD", "Square", "AutoAttack", "cascade",
-           "apgd_checkpoints", "LocalLinearityAttack", "FAB",
+           "apgd_checkpoints", "l1_apgd_checkpoints", "LocalLinearityAttack", "FAB",
            "project_onto_hyperplane_box", "attack_label"]

@@ -4,7 +4,7 @@
 
 import torch
 
-from ._projections import project_feasible
+from ._projections import movable_gradient, project_feasible
 
 __all__ = ["ascend"]
 
@@ -16,7 +16,11 @@ def ascend(model, x, delta, objective, update, *, n_steps, eps, norm, clip_min,
     Makes ``n_steps`` steps ``delta <- P(delta + update(grad))``, where ``grad`` is
     the gradient with respect to ``delta`` of ``objective(model(x + delta),
     delta).sum()`` and ``P`` projects ``delta`` onto the ``norm``-ball of radius
-    ``eps`` and then ``x + delta`` into the clip box. PGD, the Langevin sampler,
+    ``eps`` and then ``x + delta`` into the clip box (for L1, exactly onto the
+    intersection of the ball and the box). For L1, ``grad`` is zero on the
+    coordinates that sit on a side of the box it points out of
+    (:func:`movable_gradient`), so that the sparse step moves coordinates that can
+    move, as SLIDE does. PGD, the Langevin sampler,
     the local-linearity attack and the empirical Lipschitz estimate are this loop
     with their own objective and update step. Must run with gradients enabled.
 
@@ -39,7 +43,7 @@ def ascend(model, x, delta, objective, update, *, n_steps, eps, norm, clip_min,
         Number of steps.
     eps : float
         Radius of the ball.
-    norm : {"linf", "l2"}
+    norm : {"linf", "l2", "l1"}
         Norm of the ball.
     clip_min, clip_max : float or None
         Pixel box; ``None`` leaves a side open.
@@ -69,6 +73,8 @@ def ascend(model, x, delta, objective, update, *, n_steps, eps, norm, clip_min,
             n_correct += (logits.detach().argmax(dim=1) == y).long()
         (grad,) = torch.autograd.grad(objective(logits, delta).sum(), delta)
         with torch.no_grad():
+            if norm == "l1":
+                grad = movable_gradient(grad, x + delta, clip_min, clip_max)
             delta = project_feasible(x, delta + update(grad), eps, norm, clip_min,
                                      clip_max)
     return (x + delta).detach(), n_correct

@@ -50,37 +50,54 @@ def _named_attacks():
 ATTACK_NAMES = tuple(_named_attacks())
 
 
-def _standard():
-    # as the authors' set_version("standard"), L-inf and L2
-    return [APGD(loss="ce", n_iter=100, n_restarts=1),
-            APGDT(n_iter=100, n_target_classes=9, n_restarts=1),
+def _standard(norm):
+    # as the authors' set_version("standard"): for L1, APGD-CE with 5 restarts and
+    # APGD-T with 5 target classes, both on the schedule of radii 3, 2, 1 x eps
+    # (use_largereps); FAB-T and Square as for L-inf and L2, in their L1 versions
+    l1 = norm == "l1"
+    return [APGD(loss="ce", n_iter=100, n_restarts=5 if l1 else 1,
+                 use_largereps=l1),
+            APGDT(n_iter=100, n_target_classes=5 if l1 else 9, n_restarts=1,
+                  use_largereps=l1),
             FAB(targeted=True, n_iter=100, n_target_classes=9, n_restarts=1),
             Square(n_queries=5000, p_init=0.8, n_restarts=1, rescale_schedule=False)]
 
 
-def _plus():
-    # as set_version("plus"): one FAB object there serves "fab" and "fab-t", so
-    # both have its 5 restarts; Square keeps its single run
+def _plus(norm):
+    # as set_version("plus"), for every norm (the authors' code asks to check the
+    # results for L1): one FAB object there serves "fab" with its 5 restarts and
+    # "fab-t", run with n_restarts set to 1 (run_standard_evaluation); Square
+    # keeps its single run
+    if norm == "l1":
+        warnings.warn(
+            "AutoAttack's 'plus' version is designed for L-inf and L2: with "
+            "norm='l1' its attacks run without the L1 schedule of the 'standard' "
+            "version (as in the authors' code, which asks to check the results).",
+            UserWarning, stacklevel=4)
     return [APGD(loss="ce", n_iter=100, n_restarts=5),
             APGD(loss="dlr", n_iter=100, n_restarts=5),
             FAB(n_iter=100, n_restarts=5),
             Square(n_queries=5000, p_init=0.8, n_restarts=1, rescale_schedule=False),
             APGDT(n_iter=100, n_target_classes=9, n_restarts=1),
-            FAB(targeted=True, n_iter=100, n_target_classes=9, n_restarts=5)]
+            FAB(targeted=True, n_iter=100, n_target_classes=9, n_restarts=1)]
 
 
-def _rand():
+def _rand(norm):
+    # as set_version("rand"), for every norm
     return [APGD(loss="ce", n_iter=100, eot_iter=20),
             APGD(loss="dlr", n_iter=100, eot_iter=20)]
 
 
-def _fast():
-    return [APGD(loss="ce", n_iter=50),
-            APGDT(n_iter=50, n_target_classes=3),
+def _fast(norm):
+    # this library's: half the iterations; the L1 schedule for L1 (at no cost)
+    l1 = norm == "l1"
+    return [APGD(loss="ce", n_iter=50, use_largereps=l1),
+            APGDT(n_iter=50, n_target_classes=3, use_largereps=l1),
             Square(n_queries=1000, p_init=0.8)]
 
 
-#: Attack lists of the ``version`` presets of :class:`AutoAttack`.
+#: Attack lists of the ``version`` presets of :class:`AutoAttack`, as functions
+#: of the threat model's norm.
 AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
                        "fast": _fast}
 
@@ -332,7 +349,7 @@ class AutoAttack(BaseAttack):
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball (given to every member).
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model (given to every member).
     version : {"standard", "plus", "rand", "fast"}, default="standard"
         Preset attack list (ignored when ``attacks`` is given):
@@ -340,14 +357,20 @@ class AutoAttack(BaseAttack):
         - ``"standard"``: APGD-CE (100 iterations), APGD-T (9 target classes x 100
           iterations), FAB-T (9 target classes x 100 iterations), Square (5000
           queries), in that order: AutoAttack's standard version (the one of
-          RobustBench) for L-inf and L2.
+          RobustBench) for L-inf and L2. For L1, as the authors' L1 version
+          (Croce & Hein, 2021): l1-APGD-CE with 5 restarts and l1-APGD-T with 5
+          target classes, both with ``use_largereps=True``, then FAB-T and
+          Square in their L1 versions.
         - ``"plus"``: APGD-CE and APGD-DLR with 5 restarts each, FAB with 5
-          restarts, Square (5000 queries), APGD-T (9 targets), FAB-T (9 targets, 5
-          restarts): AutoAttack's plus version.
+          restarts, Square (5000 queries), APGD-T (9 targets), FAB-T (9 targets,
+          1 restart): AutoAttack's plus version. It is designed for L-inf and L2;
+          with L1 the same members run (as in the authors' code) and a
+          ``UserWarning`` says so.
         - ``"rand"``: APGD-CE and APGD-DLR with 20 EOT gradient samples per
-          iteration, for randomized models.
+          iteration, for randomized models (any norm).
         - ``"fast"`` (this library's): APGD-CE (50 iterations), APGD-T (3 targets x
-          50 iterations), Square (1000 queries), for model selection.
+          50 iterations), Square (1000 queries), for model selection; for L1 the
+          APGD members use ``use_largereps=True``.
     attacks : list of attacks or names, default=None
         Custom members, run in the given order; names are taken from
         :data:`ATTACK_NAMES` (``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``,
@@ -388,6 +411,8 @@ class AutoAttack(BaseAttack):
     .. [2] M. Andriushchenko, F. Croce, N. Flammarion and M. Hein, "Square Attack: a
        query-efficient black-box adversarial attack via random search", ECCV 2020,
        arXiv:1912.00049.
+    .. [3] F. Croce and M. Hein, "Mind the box: l1-APGD for sparse adversarial
+       attacks on image classifiers", ICML 2021, arXiv:2103.01208.
 
     Examples
     --------
@@ -439,7 +464,7 @@ class AutoAttack(BaseAttack):
     def _members(self):
         """Fresh member attacks carrying this ensemble's threat model."""
         if self.attacks is None:
-            members = AUTOATTACK_VERSIONS[self.version]()
+            members = AUTOATTACK_VERSIONS[self.version](self.norm)
         else:
             named = _named_attacks()
             members = [named[a]() if isinstance(a, str) else clone(a)

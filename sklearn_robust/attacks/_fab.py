@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from ..utils._param_validation import POSITIVE_INT, Interval, StrOptions
+from ..utils._param_validation import POSITIVE_INT, Interval
 from ..utils._torch import per_sample
 from ..utils._validation import check_clip_box, check_float_tensor, check_in_box
 from ._base import BaseAttack
@@ -14,8 +14,6 @@ from ._projections import clip_to_box
 
 __all__ = ["FAB", "project_onto_hyperplane_box"]
 
-#: Norms FAB minimises; "l1" is FAB's own until the library's threat models add it.
-_FAB_NORMS = ("linf", "l2", "l1")
 _TINY = 1e-12  # guards the distance ratios (as the reference's 1e-12)
 _MIN_STEP = 1e-8  # floor of the step norms in the extrapolation weight alpha
 
@@ -256,9 +254,8 @@ class FAB(BaseAttack):
     the box, so where the box binds the search may end farther than the
     box-constrained minimum.
 
-    ``norm="l1"`` is supported by FAB alone for now (the library's threat models
-    are L-inf and L2); the reference's L1 variant is the same algorithm with the
-    L1 projection.
+    ``norm="l1"`` is the reference's L1 variant: the same algorithm with the L1
+    projection (FAB-T of AutoAttack's L1 version).
 
     References
     ----------
@@ -300,7 +297,6 @@ class FAB(BaseAttack):
 
     _parameter_constraints = {
         **BaseAttack._parameter_constraints,
-        "norm": [StrOptions(set(_FAB_NORMS))],
         "n_iter": [POSITIVE_INT],
         "n_restarts": [POSITIVE_INT],
         "n_target_classes": [POSITIVE_INT],

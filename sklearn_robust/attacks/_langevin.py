@@ -14,7 +14,7 @@ from ..utils._param_validation import (
 )
 from ._ascent import ascend
 from ._base import BaseAttack
-from ._projections import ascent_step, normal_start
+from ._projections import ascent_step, laplace_noise, normal_start
 
 __all__ = ["LangevinSampler", "log_one_minus_softmax", "laplace_noise"]
 
@@ -54,19 +54,6 @@ def log_one_minus_softmax(logits, y):
     return torch.logsumexp(others, dim=1) - torch.logsumexp(logits, dim=1)
 
 
-def laplace_noise(like, generator):
-    """Standard Laplace noise (location 0, scale 1) shaped like ``like``.
-
-    Drawn as the difference of two standard exponential variables from
-    ``generator``, on the device and with the dtype of ``like``.
-    """
-    e1 = torch.empty_like(like).exponential_(generator=generator)
-    e2 = torch.empty_like(like).exponential_(generator=generator)
-    return e1 - e2
-
-
-
-
 class LangevinSampler(BaseAttack):
     """Langevin Monte Carlo sampler of perturbations (DALE, Robey et al., 2021).
 
@@ -88,11 +75,14 @@ class LangevinSampler(BaseAttack):
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball (DALE's MNIST setting).
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model. For ``"l2"`` the sign is replaced by the
         steepest-ascent direction of the l2 ball, ``v / ||v||_2`` per sample (of
         ``g`` for the Gaussian flavour, of ``g + noise_scale * xi`` for the
-        Laplacian one), and ``P`` rescales onto the l2 ball.
+        Laplacian one), and ``P`` rescales onto the l2 ball. For ``"l1"`` it is
+        replaced by the sparse L1 step of :class:`PGD` (the signs of the top 1%
+        entries of ``v``, normalised to L1 length 1), and ``P`` is the exact
+        projection onto the intersection of the l1 ball and the clip box.
     n_steps : int, default=7
         Number of Langevin steps (MNIST setting).
     step_size : float or None, default=0.1

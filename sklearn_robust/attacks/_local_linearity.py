@@ -25,14 +25,14 @@ class LocalLinearityAttack(BaseAttack):
 
     Maximises ``|l(x + delta) - l(x) - <delta, grad l(x)>|`` (``l`` the per-sample
     cross-entropy) over the ``norm``-ball and the pixel box by ``n_steps``
-    steepest-ascent steps (signed for linf, normalised for l2) from
-    ``0.001 * N(0, I)``.
+    steepest-ascent steps (signed for linf, normalised for l2, sparse as in
+    :class:`~sklearn_robust.attacks.PGD` for l1) from ``0.001 * N(0, I)``.
 
     Parameters
     ----------
     eps : float, default=0.1
         Radius of the ball.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the ball.
     n_steps : int, default=2
         Ascent steps (Yang et al. use 2).

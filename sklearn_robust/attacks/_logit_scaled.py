@@ -34,7 +34,7 @@ class LogitScaledPGD(PGD):
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     n_steps : int, default=10
         Number of gradient steps.

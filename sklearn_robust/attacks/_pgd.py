@@ -20,14 +20,15 @@ class PGD(BaseAttack):
     """Projected gradient descent attack (Madry et al., 2018).
 
     Maximises a loss inside the ``norm``-ball of radius ``eps`` (intersected with
-    the clip box) by signed (linf) or normalised (l2) gradient steps, projecting
-    after each step.
+    the clip box) by steepest-ascent steps of the ball, projecting after each
+    step: signed gradient steps (linf), normalised gradient steps (l2) or sparse
+    steps on the largest gradient entries (l1, SLIDE).
 
     Parameters
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     n_steps : int, default=10
         Number of gradient steps.
@@ -64,6 +65,19 @@ class PGD(BaseAttack):
     update, out of ``n_steps``) at which the point was still classified correctly,
     GAIRAT's geometry value kappa (Zhang et al., 2021).
 
+    L1 (``norm="l1"``): the exact steepest-ascent direction of the L1 ball moves a
+    single coordinate, which makes slow progress; as SLIDE (Tramer & Boneh,
+    2019), each step of L1 length ``step_size`` is spread equally, with the signs
+    of the gradient, over the coordinates whose ``|grad|`` is in the top
+    :data:`~sklearn_robust.attacks._projections.L1_STEP_FRACTION` (1%, SLIDE's
+    99th percentile; at least one coordinate), leaving out the coordinates that
+    sit on a side of the clip box that the gradient points out of. Each step is
+    followed by the exact projection onto the intersection of the L1 ball and
+    the clip box (Croce & Hein, 2021), not a projection onto the ball followed by
+    clipping. The uniform random start is uniform in the volume of the L1 ball,
+    then clipped into the box. :class:`APGD` with ``norm="l1"`` adapts the
+    sparsity of the step and is the stronger L1 attack.
+
     References
     ----------
     .. [1] A. Madry, A. Makelov, L. Schmidt, D. Tsipras and A. Vladu, "Towards Deep
@@ -72,6 +86,10 @@ class PGD(BaseAttack):
     .. [2] H. Zhang, Y. Yu, J. Jiao, E. Xing, L. El Ghaoui and M. Jordan,
        "Theoretically Principled Trade-off between Robustness and Accuracy",
        ICML 2019, arXiv:1901.08573.
+    .. [3] F. Tramer and D. Boneh, "Adversarial Training and Robustness for
+       Multiple Perturbations", NeurIPS 2019, arXiv:1904.13000.
+    .. [4] F. Croce and M. Hein, "Mind the box: l1-APGD for sparse adversarial
+       attacks on image classifiers", ICML 2021, arXiv:2103.01208.
 
     Examples
     --------
@@ -170,13 +188,15 @@ class FGSM(PGD):
     """Fast gradient sign method (Goodfellow et al., 2015).
 
     A single step of size ``eps`` from the clean point: the sign of the gradient for
-    ``norm="linf"``, the normalised gradient for ``norm="l2"`` (fast gradient method).
+    ``norm="linf"``, the normalised gradient for ``norm="l2"`` (fast gradient method),
+    the sparse step of :class:`PGD` on the top 1% of the gradient entries for
+    ``norm="l1"``, followed by the projection onto the threat model.
 
     Parameters
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     loss : {"ce", "kl", "cw", "dlr"} or callable, default="ce"
         Objective to maximise (see :class:`PGD`).

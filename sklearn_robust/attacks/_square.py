@@ -12,7 +12,7 @@ import torch
 from ..exceptions import NotLogitsWarning
 from ..utils._param_validation import POSITIVE_INT, Interval
 from ._base import BaseAttack, _looks_like_probabilities
-from ._projections import clip_to_box, flat_norm
+from ._projections import clip_to_box, flat_norm, project_feasible
 
 __all__ = ["Square"]
 
@@ -58,29 +58,54 @@ def _window(p, h, w, *, minimum=1, odd=False):
     return s, s
 
 
-def _rings(a, b, dtype, device):
-    """Nested centred rectangles weighted 1/(k+1)^2 (block of the L2 proposal)."""
+#: Exponent of the ring weights ``1 / (k + 1)^power`` of the proposals, per norm
+#: (the authors' ``eta_rectangles``).
+_RING_POWER = {"l2": 2, "l1": 4}
+
+
+def _rings(a, b, dtype, device, power=2):
+    """Nested centred rectangles weighted ``1/(k+1)^power`` (block of a proposal)."""
     if a == 0 or b == 0:
         return torch.zeros(a, b, dtype=dtype, device=device)
     n_rings = max(a // 2 + 1, b // 2 + 1)
-    weights = 1.0 / torch.arange(1, n_rings + 1, dtype=dtype, device=device) ** 2
-    tail = weights.flip(0).cumsum(0).flip(0)  # tail[d] = sum_{k >= d} 1/(k+1)^2
+    weights = 1.0 / torch.arange(1, n_rings + 1, dtype=dtype, device=device) ** power
+    tail = weights.flip(0).cumsum(0).flip(0)  # tail[d] = sum_{k >= d} weights[k]
     di = (torch.arange(a, device=device) - a // 2).abs()
     dj = (torch.arange(b, device=device) - b // 2).abs()
     return tail[torch.maximum(di[:, None], dj[None, :])]
 
 
-def _eta(sh, sw, dtype, device):
-    """Unit-norm L2 proposal: positive rings on one half, negative on the other."""
+def _window_norm(t, norm):
+    """The ``norm`` (``"l2"`` or ``"l1"``) of ``t`` over its last two axes."""
+    if norm == "l1":
+        return t.abs().sum(dim=(-2, -1), keepdim=True)
+    return t.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
+
+
+def _eta(sh, sw, dtype, device, norm="l2"):
+    """Unit-norm proposal: positive rings on one half, negative on the other.
+
+    As the authors' ``eta``: rings weighted ``1/(k+1)^2`` for L2 and ``1/(k+1)^4``
+    for L1, each half normalised (in ``norm``) before the whole, so that the two
+    halves have the same norm also when their sizes differ (odd windows).
+    """
+    power = _RING_POWER[norm]
     if sh == 1:
-        half = sw // 2
-        eta = torch.cat([_rings(1, half, dtype, device),
-                         -_rings(1, sw - half, dtype, device)], dim=1)
+        half, dim = sw // 2, 1
+        halves = (_rings(1, half, dtype, device, power),
+                  _rings(1, sw - half, dtype, device, power))
     else:
-        half = sh // 2
-        eta = torch.cat([_rings(half, sw, dtype, device),
-                         -_rings(sh - half, sw, dtype, device)], dim=0)
-    return eta / eta.norm()
+        half, dim = sh // 2, 0
+        halves = (_rings(half, sw, dtype, device, power),
+                  _rings(sh - half, sw, dtype, device, power))
+    first, second = (t / _window_norm(t, norm).clamp_min(1e-12) for t in halves)
+    eta = torch.cat([first, -second], dim=dim)
+    return eta / _window_norm(eta, norm)
+
+
+def _channel_norms(t, norm="l2"):
+    """Norms of ``t`` (n, c, h, w) over its spatial axes: ``(n, c, 1, 1)``."""
+    return _window_norm(t, norm)
 
 
 def _margin(scores, y):
@@ -145,7 +170,7 @@ class Square(BaseAttack):
     ----------
     eps : float, default=0.3
         Radius of the threat model's ball.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     n_queries : int, default=5000
         Model queries per sample and restart (the initial point counts as one).
@@ -179,7 +204,18 @@ class Square(BaseAttack):
     as images. L-inf: vertical-stripe initialisation, then windows set to ``+-eps``
     per channel. L2: the initialisation and proposals of the paper (nested squares of
     opposite signs), each proposal moving mass between two windows while keeping the
-    norm at ``eps``. Windows are drawn per sample.
+    norm at ``eps``: as in the authors' code, the budget of the new window is kept
+    per channel (that channel's mass in the two windows plus a ``1 / c`` share of
+    the unused budget), so the perturbation outside the windows is left unchanged.
+    L1: the L1 version of the authors' code (used by AutoAttack's L1 version, Croce
+    & Hein, 2021): the same search with rings weighted ``1/(k+1)^4`` normalised in
+    L1, window budgets in L1 and, instead of the rescaling, the exact projection
+    onto the intersection of the L1 ball and the clip box. As in that code, the new
+    window of each channel gets ``c`` times its L2-style share (its channel's
+    mass plus ``1 / c`` of the unused budget), so that on ``c > 1`` channels the
+    projection soft-thresholds the whole perturbation, which makes it sparser; on
+    one channel a proposal changes only its two windows. Windows are drawn per
+    sample (the authors' code draws one per batch).
 
     Scores that look like probabilities (rows in ``[0, 1]`` summing to 1) are
     replaced by their logarithm, whose margin equals the logit margin of a softmax
@@ -194,6 +230,8 @@ class Square(BaseAttack):
     .. [1] M. Andriushchenko, F. Croce, N. Flammarion and M. Hein, "Square Attack: a
        query-efficient black-box adversarial attack via random search", ECCV 2020,
        arXiv:1912.00049.
+    .. [2] F. Croce and M. Hein, "Mind the box: l1-APGD for sparse adversarial
+       attacks on image classifiers", ICML 2021, arXiv:2103.01208.
 
     Examples
     --------
@@ -372,15 +410,36 @@ class Square(BaseAttack):
         _record(out, idx, xb, mb, n_iter + 1)
         return out
 
-    def _run_l2(self, scores, x, y, generator):
+    def _run_lp(self, scores, x, y, generator):
+        """L2 or L1 search: proposals moving mass between two windows.
+
+        L2 rescales each candidate's perturbation to norm ``eps`` and clips it
+        into the box; L1 projects it onto the intersection of the L1 ball and the
+        box (as the authors' code).
+        """
         n, c, h, w = x.shape
         eps = float(self.eps)
+        norm = self.norm
         dtype, device = x.dtype, x.device
 
-        def rescale(delta, center):  # to L2 norm eps, then into the box
+        def rescale(delta, center):
+            if norm == "l1":  # onto the L1 ball and the box
+                return center + project_feasible(center, delta, eps, "l1",
+                                                 self.clip_min, self.clip_max)
+            # to L2 norm eps, then into the box
             norms = flat_norm(delta, "l2").reshape(-1, 1, 1, 1)
             return clip_to_box(center + delta * (eps / (norms + 1e-12)),
                                self.clip_min, self.clip_max)
+
+        def budget(norm_img, norm_windows):
+            """The norm of each channel's new window (shape (m, c, 1, 1)): that
+            channel's mass in the two windows plus a share of the unused budget
+            (for L1, times c, as the authors' code: the projection then takes the
+            excess from every coordinate)."""
+            if norm == "l1":
+                return ((eps - norm_img).clamp_min(0) / c + norm_windows) * c
+            return ((eps ** 2 - norm_img ** 2).clamp_min(0) / c
+                    + norm_windows ** 2).sqrt()
 
         # initialisation: a grid of tiles of the proposal pattern with random signs
         if h == 1:
@@ -389,7 +448,7 @@ class Square(BaseAttack):
             sh0, sw0 = max(h // 5, 1), 1
         else:
             sh0 = sw0 = max(min(h, w) // 5, 1)
-        tile = _eta(sh0, sw0, dtype, device)
+        tile = _eta(sh0, sw0, dtype, device, norm)
         nh, nw = h // sh0, w // sw0
         r0, c0 = (h - sh0 * nh) // 2, (w - sw0 * nw) // 2
         signs = _signs(self._uniform((n, c, nh, nw), generator, x), dtype)
@@ -416,23 +475,23 @@ class Square(BaseAttack):
                    torch.arange(c, device=device)[None, :, None, None],
                    rows[:, None, :, None], cols[:, None, None, :])
             window1 = delta[at1]  # (m, c, sh, sw)
-            norm_w1 = window1.pow(2).sum(dim=(2, 3), keepdim=True).sqrt()
-            norm_img = flat_norm(delta, "l2").reshape(-1, 1, 1, 1)
-            norm_windows = flat_norm(delta * (mask1 | mask2), "l2").reshape(-1, 1, 1, 1)
+            norm_w1 = _channel_norms(window1, norm)
+            norm_img = flat_norm(delta, norm).reshape(-1, 1, 1, 1)
+            # the mass of the two windows, per channel: each channel's new window
+            # gets its own channel's mass back (plus a share of the unused budget)
+            norm_windows = _channel_norms(delta * (mask1 | mask2), norm)
             # the pattern, randomly transposed per sample (square windows), signed
             if (sh, sw) not in patterns:
-                patterns[sh, sw] = _eta(sh, sw, dtype, device)
+                patterns[sh, sw] = _eta(sh, sw, dtype, device, norm)
             pattern = patterns[sh, sw].expand(m, 1, sh, sw)
             if sh == sw and sh > 1:
                 flip = (u[:, 4] < 0.5)[:, None, None, None]
                 pattern = torch.where(flip, pattern.transpose(2, 3), pattern)
             new = pattern * _signs(u[:, 5:], dtype)[:, :, None, None]
             new = new + window1 / (norm_w1 + 1e-12)
-            budget = ((eps ** 2 - norm_img ** 2).clamp_min(0) / c
-                      + norm_windows ** 2).sqrt()
-            new = new / (new.pow(2).sum(dim=(2, 3), keepdim=True).sqrt() + 1e-12)
+            new = new / (_channel_norms(new, norm) + 1e-12)
             delta = delta * ~mask2
-            delta[at1] = new * budget
+            delta[at1] = new * budget(norm_img, norm_windows)
             return rescale(delta, xc)
 
         return self._search(scores, x, y, x_init, propose)
@@ -441,7 +500,7 @@ class Square(BaseAttack):
         shape = tuple(x.shape[1:])
         x4 = _as_image(x)
         scores = self._scorer(model, shape)
-        run = self._run_linf if self.norm == "linf" else self._run_l2
+        run = self._run_linf if self.norm == "linf" else self._run_lp
         n = x.shape[0]
         x_out = x4.clone()
         margin = torch.full((n,), float("inf"), dtype=torch.float64, device=x.device)

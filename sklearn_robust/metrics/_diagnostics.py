@@ -115,7 +115,7 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
         Evaluation data (inside the clip box).
     eps : float
         Radius of the threat model.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     clip_min, clip_max : float or None, default=0.0, 1.0
         Pixel box.
@@ -226,6 +226,8 @@ def gradient_masking_report(estimator, X, y, *, eps, norm="linf", clip_min=0.0,
         huge = (clip_max - clip_min) if bounded else 1e3
         if norm == "l2":
             huge *= np.sqrt(X[0].size)
+        elif norm == "l1":
+            huge *= X[0].size
         unbounded = score(pgd100, huge).mean()
         report.values["unbounded_accuracy"] = float(unbounded)
         flag("unbounded_attack_fails", unbounded > tolerance,

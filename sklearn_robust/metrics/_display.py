@@ -33,7 +33,7 @@ class RobustnessCurveDisplay:
         Robust accuracy at each radius.
     name : str, default=None
         Label of the curve.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model, used in the axis label.
 
     Attributes
@@ -143,7 +143,7 @@ class RobustnessCurveDisplay:
             Evaluation data.
         eps : array-like of shape (n_radii,)
             Radii, non-negative (sorted).
-        norm : {"linf", "l2"}, default="linf"
+        norm : {"linf", "l2", "l1"}, default="linf"
             Norm of the threat model.
         attack : None, str, attack or list, default=None
             As in :func:`robust_accuracy_score` (None: the strong default).

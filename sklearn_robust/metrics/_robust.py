@@ -153,7 +153,7 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
         True labels.
     eps : float
         Radius of the threat model.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     attack : None, str, attack or list, default=None
         As in :func:`robust_accuracy_score` (None: AutoAttack's standard version).
@@ -368,7 +368,7 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
         True labels.
     eps : float
         Radius of the threat model.
-    norm : {"linf", "l2"}, default="linf"
+    norm : {"linf", "l2", "l1"}, default="linf"
         Norm of the threat model.
     attack : None, str, attack or list, default=None
         ``None`` or ``"strong"``: AutoAttack's standard ensemble (APGD-CE,

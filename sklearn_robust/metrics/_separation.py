@@ -12,7 +12,7 @@ from ..utils._validation import check_float_tensor
 
 __all__ = ["dataset_separation"]
 
-_METRICS = {"linf": "chebyshev", "l2": "euclidean"}
+_METRICS = {"linf": "chebyshev", "l2": "euclidean", "l1": "cityblock"}
 #: entries of one block of pairwise distances (float64): 64 MB
 _BLOCK = 2 ** 23
 
@@ -98,8 +98,8 @@ def dataset_separation(X, y, norm="linf", X_test=None, y_test=None):
         Training points; images are flattened.
     y : array-like of shape (n_samples,)
         Their labels (at least two classes).
-    norm : {"linf", "l2"}, default="linf"
-        The distance: L-infinity (Chebyshev) or Euclidean.
+    norm : {"linf", "l2", "l1"}, default="linf"
+        The distance: L-infinity (Chebyshev), Euclidean or L1 (city block).
     X_test : array-like of shape (n_test, ...), default=None
         Test points, compared with the training points of other classes.
     y_test : array-like of shape (n_test,), default=None

@@ -49,7 +49,7 @@ class Substitution:
 
 FRAGMENTS = {
     "norm": '''
-        norm : {"linf", "l2"}, default="linf"
+        norm : {"linf", "l2", "l1"}, default="linf"
             Norm of the threat model.''',
     "clip_box": '''
         clip_min, clip_max : float or None, default=0.0, 1.0

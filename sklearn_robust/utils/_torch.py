@@ -171,11 +171,16 @@ def module_device(module, default="cpu"):
 
 
 def flat_norm(t, norm):
-    """Per-sample ``"linf"`` or ``"l2"`` norm of ``t`` over all but its first axis."""
+    """Per-sample ``"linf"``, ``"l2"`` or ``"l1"`` norm of ``t`` over all but its
+    first axis."""
     flat = t.reshape(t.shape[0], -1)
     if norm == "linf":
         return flat.abs().amax(dim=1)
-    return flat.norm(p=2, dim=1)
+    if norm == "l1":
+        return flat.abs().sum(dim=1)
+    if norm == "l2":
+        return flat.norm(p=2, dim=1)
+    raise ValueError(f"norm must be one of ('linf', 'l2', 'l1'), got {norm!r}.")
 
 
 def per_sample(v, like):

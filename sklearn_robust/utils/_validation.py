@@ -11,7 +11,7 @@ __all__ = ["check_eps", "check_norm", "check_clip_box", "check_in_box",
            "check_finite_tensor", "check_float_tensor", "check_class_codes",
            "check_logits", "check_sample_weight", "as_contiguous", "FLOAT32_MAX"]
 
-NORMS = ("linf", "l2")
+NORMS = ("linf", "l2", "l1")
 
 #: The largest float32: real parameters beyond it overflow the models' arithmetic.
 FLOAT32_MAX = float(np.finfo(np.float32).max)

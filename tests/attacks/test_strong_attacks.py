@@ -23,7 +23,7 @@ from sklearn_robust.attacks import (
 )
 from sklearn_robust.attacks._apgd import apgd_run, targeted_dlr_loss
 from sklearn_robust.attacks._projections import flat_norm
-from sklearn_robust.attacks._square import _p_selection
+from sklearn_robust.attacks._square import _eta, _p_selection
 from sklearn_robust.exceptions import GradientMaskingWarning, NotLogitsWarning
 
 
@@ -437,6 +437,62 @@ def test_square_images_and_restarts():
         assert torch.equal(model(x_adv).argmax(1) != y, info["fooled"])
 
 
+def test_square_l2_pattern_has_halves_of_equal_norm_as_the_reference():
+    # fra31/auto-attack's eta(s): each half of nested rings normalised, then the
+    # whole; for s = 3 the halves are 1 and 2 rows of rings weighted 1 + 1/4 at
+    # the centre and 1/4 around it
+    top = torch.tensor([[1.0, 5.0, 1.0]]) / 27 ** 0.5
+    bottom = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0]]) / 30 ** 0.5
+    want = torch.cat([top, -bottom]) / 2 ** 0.5
+    assert torch.allclose(_eta(3, 3, torch.float32, "cpu"), want, atol=1e-6)
+    for shape in [(5, 5), (7, 7), (4, 4), (1, 7)]:
+        eta = _eta(*shape, torch.float64, "cpu")
+        assert float(eta.norm()) == pytest.approx(1.0)
+        positive, negative = eta.clamp_min(0), eta.clamp_max(0)
+        assert float(positive.norm()) == pytest.approx(float(negative.norm()))
+
+
+class _ConstantScores:
+    """Class 0 always wins by the same margin: Square accepts no candidate, so every
+    query after the start is a proposal made from the starting point. Records the
+    queries (the first is the attack's input check, the second the start)."""
+
+    def __init__(self):
+        self.queries = []
+
+    def __call__(self, x):
+        self.queries.append(x.detach().clone())
+        out = torch.zeros(len(x), 3, dtype=x.dtype)
+        out[:, 0] = 5.0
+        return out
+
+
+@pytest.mark.parametrize("n_channels", [3, 1])
+def test_square_l2_proposal_leaves_the_rest_of_the_perturbation_alone(n_channels):
+    # fra31/auto-attack (square.py, L2 branch) gives each channel's new window the
+    # mass of that channel's two windows plus a share of the unused budget, so a
+    # proposal changes the two windows only and keeps the norm at eps; a budget
+    # summed over the channels overshot, and the rescaling to eps then shrank the
+    # whole perturbation (by 0.94 on 3 x 16 x 16 inputs)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, n_channels, 16, 16, generator=g)
+    y = torch.zeros(4, dtype=torch.long)
+    scores = _ConstantScores()
+    eps = 2.0
+    Square(eps=eps, norm="l2", n_queries=30, p_init=0.05, clip_min=None,
+           clip_max=None, random_state=0).perturb(scores, x, y)
+    start, proposals = scores.queries[1] - x, scores.queries[2:]
+    assert len(proposals) == 29
+    # p_init=0.05 on 16 x 16: windows of at most 5 x 5
+    most_changed = 2 * 5 * 5 * n_channels
+    for query in proposals:
+        delta = query - x
+        assert torch.allclose(flat_norm(delta, "l2"), torch.full((4,), eps),
+                              rtol=1e-5)
+        changed = ((delta - start).abs() > 1e-6).reshape(4, -1).sum(dim=1)
+        assert int(changed.max()) <= most_changed
+
+
 # ------------------------------------------------------- logit-scaled PGD
 class _SmallLogits(torch.nn.Module):
     """GAIRAT-like low-magnitude logits on a 2-D toy problem with 10 classes.
@@ -571,10 +627,13 @@ def test_autoattack_versions_are_the_authors():
                                    ("Square", None, None, 1, 5000)]
     assert standard[3].p_init == 0.8
     assert all(m.eps == 0.03 and m.norm == "l2" for m in standard)
+    assert not any(getattr(m, "use_largereps", False) for m in standard)
+    # plus: the shared FAB object runs "fab" with 5 restarts, and "fab-t" with
+    # n_restarts set to 1 by run_standard_evaluation
     assert _describe(AutoAttack(version="plus")._members()) == [
         ("APGD", "ce", None, 5, 100), ("APGD", "dlr", None, 5, 100),
         ("FAB", False, None, 5, 100), ("Square", None, None, 1, 5000),
-        ("APGDT", "dlr-t", 9, 1, 100), ("FAB", True, 9, 5, 100)]
+        ("APGDT", "dlr-t", 9, 1, 100), ("FAB", True, 9, 1, 100)]
     rand = AutoAttack(version="rand")._members()
     assert [(m.loss, m.eot_iter, m.n_restarts) for m in rand] == [("ce", 20, 1),
                                                                    ("dlr", 20, 1)]

@@ -193,7 +193,7 @@ def test_bad_fit_input(small_digits, make, error, match):
 
 @pytest.mark.parametrize("params, error, match", [
     ({"eps": -0.1}, ValueError, "eps"),
-    ({"norm": "l1"}, ValueError, "norm"),
+    ({"norm": "l3"}, ValueError, "norm"),
     ({"n_steps": 0}, ValueError, "n_steps"),
     ({"clip_min": 1.0, "clip_max": 0.0}, ValueError, "clip_min"),
     ({"attack": "pgd"}, TypeError, "attack"),

@@ -181,7 +181,7 @@ def test_sampler_info_counts_correct_steps():
     ({"n_steps": 0}, "n_steps"),
     ({"step_size": 0.0}, "step_size"),
     ({"eps": -1.0}, "eps"),
-    ({"norm": "l1"}, "norm"),
+    ({"norm": "l3"}, "norm"),
 ])
 def test_sampler_bad_parameters(params, match):
     model, x, y = _problem()

@@ -235,7 +235,7 @@ def test_verbose_progress_bar(digits_small, capsys):
 
 @pytest.mark.parametrize("params, match", [
     ({"eps": -0.1}, "eps"),
-    ({"norm": "l1"}, "norm"),
+    ({"norm": "l3"}, "norm"),
     ({"kernel": "rbf"}, "kernel"),
     ({"get": "gp"}, "get"),
     ({"ridge": -1.0}, "ridge"),

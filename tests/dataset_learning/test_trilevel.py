@@ -255,7 +255,7 @@ def test_verbose(digits_small, capsys):
 
 @pytest.mark.parametrize("param, value, error, match", [
     ("eps", -0.1, ValueError, "eps"),
-    ("norm", "l1", ValueError, "norm"),
+    ("norm", "l3", ValueError, "norm"),
     ("inner_steps", 0, ValueError, "inner_steps"),
     ("inner_lr", 0.0, ValueError, "inner_lr"),
     ("max_iter", 1.5, ValueError, "max_iter"),

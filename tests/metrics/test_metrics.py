@@ -85,7 +85,7 @@ def test_pipeline_view_matches_pipeline(small_digits):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"eps": -1.0}, ValueError, "eps"),
-    ({"eps": 0.1, "norm": "l1"}, ValueError, "norm"),
+    ({"eps": 0.1, "norm": "l3"}, ValueError, "norm"),
     ({"eps": 0.1, "attack": "autoattack"}, ValueError, "preset"),
     ({"eps": 0.1, "attack": []}, ValueError, "empty"),
     ({"eps": 0.1, "attack": 3}, TypeError, "attack"),

@@ -81,8 +81,9 @@ def test_messages_name_class_parameter_and_value():
     assert str(info.value) == "PGD: n_steps must be an integer >= 1, got 0."
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
     with pytest.raises(InvalidParameterError,
-                       match=r"PGD: norm must be one of \('l2', 'linf'\), got 'l1'\."):
-        PGD(norm="l1").perturb(lambda x: x, np.zeros((1, 2)), [0])
+                       match=r"PGD: norm must be one of \('l1', 'l2', 'linf'\), "
+                             r"got 'l3'\."):
+        PGD(norm="l3").perturb(lambda x: x, np.zeros((1, 2)), [0])
     assert str(StrOptions({"b", "a"})) == "one of ('a', 'b')"
     assert str(Interval(numbers.Real, 0, 1, closed="right")) == "a number in (0, 1]"
 

@@ -1,7 +1,7 @@
 """
-=============================================
+===============================================
 Evaluating a plain torch model you already have
-=============================================
+===============================================
 
 The scorers do not need a model of this library: a ``torch.nn.Module`` that
 returns logits is attacked as it is, with the class indices ``0 .. n_classes - 1``

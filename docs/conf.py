@@ -9,6 +9,9 @@ import re
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
+# The examples run in this process and train small networks: one OpenMP thread
+# is faster than several competing for the cores (set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import sklearn_robust  # noqa: E402
 
@@ -69,8 +72,6 @@ sphinx_gallery_conf = {
     "min_reported_time": 0,
 }
 
-# Small networks: one OpenMP thread is faster than several competing ones.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # -- HTML -----------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"

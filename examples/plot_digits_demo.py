@@ -84,7 +84,8 @@ def plot(rows, eps):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[1])
+    parser = argparse.ArgumentParser(
+        description="Natural versus adversarial training on the digits data set")
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)

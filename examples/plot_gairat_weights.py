@@ -71,8 +71,8 @@ common = dict(eps=eps, n_steps=K, step_size=2.5 * eps / K, max_epochs=20,
               random_state=0)
 gairat = GAIRATClassifier(gair_lambda=-1.0, burn_in_epochs=0.5, **common)
 pgd_at = AdversarialClassifier(**common)
-gairat.fit(X_train, y_train)
-pgd_at.fit(X_train, y_train)
+for model in (gairat, pgd_at):
+    model.fit(X_train, y_train)
 
 # %%
 # What GAIRAT recorded

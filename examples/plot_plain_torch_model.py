@@ -103,6 +103,7 @@ RobustnessCurveDisplay.from_estimator(
     body, X_eval_norm, y_eval, eps=radii, attack="pgd", ax=ax, clip_min=None,
     clip_max=None, name=f"normalised outside, eps in std units (= {std:.2f} x pixels)")
 ax.set_xlabel("eps as passed to the scorer (L-inf)")
+ax.legend(loc="lower left", fontsize=8)
 ax.set_title("same network, same numbers, different threat models", fontsize=10)
 fig.tight_layout()
 plt.show()

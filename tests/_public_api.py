@@ -84,7 +84,7 @@ def _functions():
         attacks.cascade: Call(
             attacks.cascade, dict(attacks=[_pgd()], model=MODEL, X=torch.tensor(X),
                                   y=torch.tensor(Y), batch_size=8),
-            dict(X="X", y="codes", batch_size="int")),
+            dict(X="X", y="codes", batch_size="int", verbose="int0")),
         attacks.apgd_checkpoints: Call(attacks.apgd_checkpoints, dict(n_iter=20),
                                        dict(n_iter="int")),
         attacks.project_onto_hyperplane_box: Call(
@@ -129,6 +129,10 @@ def _functions():
             metrics.robust_correct, dict(estimator=LINEAR, X=X, y=Y, eps=0.1,
                                          attack="pgd"),
             dict(X="X", y="labels", batch_size="int", **threat)),
+        metrics.robustness_report: Call(
+            metrics.robustness_report, dict(estimator=LINEAR, X=X, y=Y, eps=0.1,
+                                            attack="pgd"),
+            dict(X="X", y="labels", batch_size="int", verbose="int0", **threat)),
         metrics.make_robust_scorer: Call(
             lambda X, y, sample_weight=None, **kw: metrics.make_robust_scorer(**kw)(
                 LINEAR, X, y, sample_weight=sample_weight),
@@ -173,8 +177,9 @@ def _display_calls():
 
 #: Public functions that take no user data (loaders read files and are tested
 #: in tests/datasets; the others are constructors or predicates).
-NOT_DATA = {"is_attack", "load_digits_images", "load_mnist", "load_fashion_mnist",
-            "default_module", "image_shape", "get_torch_view", "get_score_view"}
+NOT_DATA = {"is_attack", "attack_label", "load_digits_images", "load_mnist",
+            "load_fashion_mnist", "default_module", "image_shape", "get_torch_view",
+            "get_score_view", "save_dataset", "load_dataset"}
 
 PUBLIC_MODULES = ["sklearn_robust.attacks", "sklearn_robust.classifiers",
                   "sklearn_robust.datasets", "sklearn_robust.dataset_learning",

@@ -8,7 +8,7 @@ Every attack is a stateless estimator with ``perturb(model, X, y) -> X_adv``, wh
 
 from ._apgd import APGD, APGDT, apgd_checkpoints
 from ._base import BaseAttack, is_attack
-from ._ensemble import AutoAttack, cascade
+from ._ensemble import AutoAttack, attack_label, cascade
 from ._fab import FAB, project_onto_hyperplane_box
 from ._langevin import LangevinSampler
 from ._local_linearity import LocalLinearityAttack
@@ -21,4 +21,4 @@ __all__ = ["BaseAttack", "FGSM", "PGD", "LangevinSampler", "is_attack", "cw_loss
            "dlr_loss", "kl_loss", "targeted_dlr_loss",
            "APGD", "APGDT", "LogitScaledPGD", "Square", "AutoAttack", "cascade",
            "apgd_checkpoints", "LocalLinearityAttack", "FAB",
-           "project_onto_hyperplane_box"]
+           "project_onto_hyperplane_box", "attack_label"]

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import time
 import warnings
 
 import numpy as np
@@ -9,7 +10,12 @@ import torch
 from sklearn.base import clone
 
 from ..exceptions import GradientMaskingWarning
-from ..utils._param_validation import POSITIVE_INT, validate_function_params
+from ..utils._param_validation import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    validate_function_params,
+)
+from ..utils._progress import log_line, progress_bar
 from ..utils._torch import as_tensor, eval_mode, make_generator
 from ._apgd import APGD, APGDT
 from ._base import (
@@ -21,9 +27,11 @@ from ._base import (
 )
 from ._fab import FAB
 from ._logit_scaled import LogitScaledPGD
+from ._pgd import FGSM, PGD
 from ._square import Square
 
-__all__ = ["AutoAttack", "cascade", "AUTOATTACK_VERSIONS", "ATTACK_NAMES"]
+__all__ = ["AutoAttack", "cascade", "attack_label", "AUTOATTACK_VERSIONS",
+           "ATTACK_NAMES"]
 
 
 def _named_attacks():
@@ -77,9 +85,64 @@ AUTOATTACK_VERSIONS = {"standard": _standard, "plus": _plus, "rand": _rand,
                        "fast": _fast}
 
 
-@validate_function_params({"batch_size": [POSITIVE_INT, None]})
+def attack_label(attack):
+    """A short name for an attack, as AutoAttack's logs name its members.
+
+    ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"fab"``, ``"fab-t"``,
+    ``"square"``, ``"pgd-20"``, ...; other objects get their class name in lower
+    case.
+    """
+    if isinstance(attack, APGDT):
+        return "apgd-t"
+    if isinstance(attack, APGD):
+        return f"apgd-{attack.loss}"
+    if isinstance(attack, FAB):
+        return "fab-t" if attack.targeted else "fab"
+    if isinstance(attack, Square):
+        return "square"
+    if isinstance(attack, LogitScaledPGD):
+        return "logit-scaled-pgd"
+    if isinstance(attack, FGSM):
+        return "fgsm"
+    if isinstance(attack, PGD):
+        loss = "" if attack.loss == "ce" else f"-{attack.loss}"
+        return f"pgd-{attack.n_steps}{loss}"
+    return type(attack).__name__.lower()
+
+
+class _PassCounter(torch.nn.Module):
+    """``model`` counting the samples of its forward and backward passes.
+
+    A backward pass is counted when a gradient reaches the model's output, so a
+    Jacobian computed one class at a time counts one backward per class, as
+    adv-lib counts them.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        if isinstance(model, torch.nn.Module):
+            self.model = model
+        else:  # any torch callable
+            object.__setattr__(self, "model", model)
+        self.n_forward = 0
+        self.n_backward = 0
+
+    def forward(self, x):
+        out = self.model(x)
+        n = int(x.shape[0])
+        self.n_forward += n
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            out.register_hook(lambda grad: self._count_backward(n))
+        return out
+
+    def _count_backward(self, n):
+        self.n_backward += n
+
+
+@validate_function_params({"batch_size": [POSITIVE_INT, None],
+                           "verbose": [NON_NEGATIVE_INT]})
 def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
-            batch_size=None, device=None):
+            batch_size=None, device=None, verbose=0):
     """Run attacks as a worst-case cascade and return the robust mask.
 
     The points the model classifies correctly are attacked by the first attack;
@@ -106,9 +169,19 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     y : tensor or array-like of shape (n_samples,)
         True class indices.
     return_info : bool, default=False
-        Also return a dict of per-sample tensors: ``"clean_correct"`` and
+        Also return a dict with per-sample tensors ``"clean_correct"`` and
         ``"fooled_by"`` (index in ``attacks`` of the attack that fooled the point,
-        -1 where the point was misclassified from the start or never fooled).
+        -1 where the point was misclassified from the start or never fooled),
+        ``"fooled_by_step"`` (the same as an index in ``"steps"``), and
+        ``"steps"``: one dict per step of the cascade (members of an ensemble are
+        steps of their own) with ``"attack"`` (the step's attack), ``"owner"``
+        (its index in ``attacks``), ``"name"`` (see :func:`attack_label`),
+        ``"n_attacked"``, ``"n_fooled"``, ``"n_robust"`` (robust points after
+        the step), ``"time_s"`` (wall time) and ``"n_forward"`` /
+        ``"n_backward"`` (samples that went through the model's forward and
+        backward passes during the step's attack; the cascade's own checks of the
+        predictions are not counted). A step left with no point to attack has
+        zeros.
     check_input : bool, default=True
         Check ``X`` and ``y`` (and the model's output on them) first, and let the
         attacks of this library validate the points they are given. ``False``
@@ -122,6 +195,11 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     device : torch.device or None, default=None
         Where the batches are attacked (``X`` may stay on the host); None: the
         device of ``X``.
+    verbose : int, default=0
+        If > 0, print the clean accuracy and, after each step, the robust
+        accuracy and the step's time (as AutoAttack's log), with a progress bar
+        over the batches of each step when tqdm is installed. A step whose
+        ensemble has a ``verbose`` of its own above 0 is logged as well.
 
     Returns
     -------
@@ -142,9 +220,11 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     >>> x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
     >>> attacks = [PGD(eps=0.1, random_state=0),
     ...            APGD(eps=0.1, n_iter=10, random_state=0)]
-    >>> x_adv, robust = cascade(attacks, model, x, y)
+    >>> x_adv, robust, info = cascade(attacks, model, x, y, return_info=True)
     >>> robust.dtype
     torch.bool
+    >>> [step["name"] for step in info["steps"]]
+    ['pgd-10', 'apgd-ce']
     """
     if check_input:
         x, y, from_numpy = check_attack_input(model, X, y)
@@ -157,29 +237,51 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
         if not is_attack(a):
             raise TypeError(f"Every attack needs a perturb method; got {a!r}.")
     x_adv = x.clone()
-    step_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    n = x.shape[0]
+    step_by = torch.full((n,), -1, dtype=torch.long, device=x.device)
     device = x.device if device is None else torch.device(device)
+    counter = _PassCounter(model)
+    stats = []
     with eval_mode(model):
         robust = (predict_labels(model, x, device=device).to(x.device) == y
-                  if x.shape[0] else y.bool())
+                  if n else y.bool())
         clean_correct = robust.clone()
         steps, owners, ensembles = _expand(attacks, model, x[:1].to(device),
-                                           expand=x.shape[0] > 0)
+                                           expand=n > 0)
+        log = max([verbose] + [getattr(e, "verbose", 0) for e, _, _ in ensembles])
+        log_line(log, f"clean accuracy: {_percent(robust, n)}")
         for i, attack in enumerate(steps):
             idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            for rows in idx.split(int(batch_size or idx.numel())):
+            counter.n_forward = counter.n_backward = 0
+            name, start = attack_label(attack), time.perf_counter()
+            if idx.numel() == 0:  # nothing left to attack
+                stats.append(dict(attack=attack, owner=owners[i], name=name,
+                                  n_attacked=0, n_fooled=0, n_robust=0, time_s=0.0,
+                                  n_forward=0, n_backward=0))
+                continue
+            batches = idx.split(int(batch_size or idx.numel()))
+            for rows in progress_bar(batches, log, desc=name):
                 xb, yb = x[rows].to(device), y[rows].to(device)
                 if check_input or not isinstance(attack, BaseAttack):
-                    adv = attack.perturb(model, xb, yb)
+                    adv = attack.perturb(counter, xb, yb)
                 else:
-                    adv = attack.perturb(model, xb, yb, check_input=False)
+                    adv = attack.perturb(counter, xb, yb, check_input=False)
                 adv = as_tensor(adv, device=device, dtype=x.dtype)
                 fooled = (predict_labels(model, adv) != yb).to(x.device)
                 x_adv[rows] = adv.to(x.device)
                 robust[rows[fooled]] = False
                 step_by[rows[fooled]] = i
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - start
+            stats.append(dict(attack=attack, owner=owners[i], name=name,
+                              n_attacked=int(idx.numel()),
+                              n_fooled=int((step_by == i).sum()),
+                              n_robust=int(robust.sum()), time_s=elapsed,
+                              n_forward=counter.n_forward,
+                              n_backward=counter.n_backward))
+            log_line(log, f"robust accuracy after {name}: {_percent(robust, n)} "
+                          f"({elapsed:.1f} s)")
     for ensemble, first, members in ensembles:
         check = getattr(ensemble, "check_cascade", None)
         if callable(check):
@@ -189,8 +291,13 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
     if from_numpy:
         x_adv, robust = x_adv.cpu().numpy(), robust.cpu().numpy()
     if return_info:
-        return x_adv, robust, {"clean_correct": clean_correct, "fooled_by": fooled_by}
+        return x_adv, robust, {"clean_correct": clean_correct, "fooled_by": fooled_by,
+                               "fooled_by_step": step_by, "steps": stats}
     return x_adv, robust
+
+
+def _percent(mask, n):
+    return f"{float(mask.sum()) / n:.2%}" if n else "n/a"
 
 
 def _expand(attacks, model, x_probe, expand=True):
@@ -251,6 +358,10 @@ class AutoAttack(BaseAttack):
     random_state : int, RandomState instance or None, default=None
         Seeds the members that have no ``random_state`` of their own, through a
         local :class:`torch.Generator`.
+    verbose : int, default=0
+        If > 0, print the clean accuracy and the robust accuracy after each member
+        with its time (AutoAttack's log), with a progress bar when tqdm is
+        installed; also when the ensemble runs inside :func:`cascade` or a scorer.
 
     See Also
     --------
@@ -260,8 +371,7 @@ class AutoAttack(BaseAttack):
     Notes
     -----
     Threat model: untargeted, ``||x_adv - x|| <= eps`` in ``norm`` inside the clip
-    box; the gradient members need a differentiable model returning logits. FAB
-    (the minimum-norm member of the original AutoAttack) is not included. With
+    box; the gradient members need a differentiable model returning logits. With
     fewer than 3 classes, members using the DLR loss use the Carlini-Wagner margin
     instead. A :class:`~sklearn_robust.exceptions.GradientMaskingWarning` is raised
     when Square fools points that the gradient-based members before it missed (as
@@ -292,8 +402,11 @@ class AutoAttack(BaseAttack):
     ['clean_correct', 'fooled_by', 'robust']
     """
 
+    _parameter_constraints = {**BaseAttack._parameter_constraints,
+                              "verbose": [NON_NEGATIVE_INT]}
+
     def __init__(self, *, eps=0.3, norm="linf", version="standard", attacks=None,
-                 clip_min=0.0, clip_max=1.0, random_state=None):
+                 clip_min=0.0, clip_max=1.0, random_state=None, verbose=0):
         self.eps = eps
         self.norm = norm
         self.version = version
@@ -301,6 +414,7 @@ class AutoAttack(BaseAttack):
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.random_state = random_state
+        self.verbose = verbose
 
     def _check_params(self):
         super()._check_params()
@@ -385,8 +499,9 @@ class AutoAttack(BaseAttack):
         members = self._prepared_members(model, x, generator)
         # x and y were validated against the members' threat model by perturb
         x_adv, robust, info = cascade(members, model, x, y, return_info=True,
-                                      check_input=False)
-        info["robust"] = robust
+                                      check_input=False, verbose=self.verbose)
+        info = {"clean_correct": info["clean_correct"], "robust": robust,
+                "fooled_by": info["fooled_by"]}
         self.check_cascade(members, info["fooled_by"])
         return x_adv, (info if return_info else {})
 

@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ..callbacks import LocalLipschitzMonitor  # public here before callbacks existed
+from ._accelerate import AccelerateMixin
 from ._adversarial import AdversarialClassifier
 from ._base import BaseAdversarialClassifier
 from ._gairat import GAIRATClassifier, GAIRTRADESClassifier, gair_weights
@@ -13,4 +14,4 @@ from ._trades import TRADESClassifier
 __all__ = ["AdversarialClassifier", "BaseAdversarialClassifier", "TRADESClassifier",
            "LangevinAdvClassifier", "GAIRATClassifier", "GAIRTRADESClassifier",
            "LipschitzDropoutClassifier", "LocalLipschitzMonitor", "gair_weights",
-           "dual_update"]
+           "dual_update", "AccelerateMixin"]

@@ -62,6 +62,7 @@ class AdversarialClassifier(BaseAdversarialClassifier):
     random_start : bool, default=True
         Start PGD from a uniform point of the ball.
     %(clip_box)s
+    %(preprocessor)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack (e.g. ``PGD(loss="cw")``); it keeps its
         own procedure and takes ``eps``, ``norm`` and the clip box from the

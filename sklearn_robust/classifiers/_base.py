@@ -6,6 +6,7 @@ import inspect
 import json
 import numbers
 import os
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset, unpack_data
@@ -26,12 +27,14 @@ from ..attacks._base import (
     set_threat_model,
     warn_if_unused_with_attack,
 )
+from ..exceptions import ThreatModelWarning
 from ..nn import default_module
 from ..utils._param_validation import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     POSITIVE_REAL,
     THREAT_CONSTRAINTS,
+    HasMethods,
     Options,
     TorchDevice,
     validate_parameter_constraints,
@@ -39,12 +42,25 @@ from ..utils._param_validation import (
 )
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
-from ..utils._validation import check_clip_box, check_in_box
+from ..utils._validation import as_contiguous, check_clip_box, check_in_box
+from ..utils._views import transformer_view
 
 __all__ = ["BaseAdversarialClassifier"]
 
 # skorch >= 1.4 tells its fit loop which entry point (fit or partial_fit) to route
 _FIT_LOOP_ROUTES = "_routing_method" in inspect.signature(NeuralNet.fit_loop).parameters
+
+
+class _Preprocessed(torch.nn.Module):
+    """A network behind the fixed torch equivalent of a fitted preprocessor."""
+
+    def __init__(self, preprocessing, network):
+        super().__init__()
+        self.preprocessing = preprocessing
+        self.network = network
+
+    def forward(self, x, **kwargs):
+        return self.network(self.preprocessing(x).to(x.dtype), **kwargs)
 
 
 class _EncodedDataset(Dataset):
@@ -280,7 +296,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  optimizer=torch.optim.Adam, lr=1e-3, max_epochs=10, batch_size=128,
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
-                 attack=None, random_state=None, **kwargs):
+                 attack=None, random_state=None, preprocessor=None, **kwargs):
         # shuffle the training batches unless told otherwise (skorch does not)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -295,6 +311,11 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.clip_max = clip_max
         self.attack = attack
         self.random_state = random_state
+        self.preprocessor = preprocessor
+
+    #: Slice training batches from in-memory arrays (see :meth:`get_iterator`);
+    #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
+    _slice_batches = True
 
     # ------------------------------------------------------------------ params
     #: Constraints of the library's own parameters (scikit-learn's style; skorch
@@ -304,6 +325,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
         "attack": ATTACK_CONSTRAINT,
+        "preprocessor": [HasMethods(["fit", "transform"]), None],
         # skorch's own parameters, which skorch does not check
         "batch_size": _BATCH_SIZE,
         "max_epochs": [NON_NEGATIVE_INT],
@@ -443,8 +465,13 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 f"{len(self.history)}; the optimisation diverged. Lower the learning "
                 "rate (lr) or the weights of the loss terms (e.g. beta), or check "
                 "the scale of X.")
-        loss.backward()
+        self.backward(loss)
         return {"loss": loss, "y_pred": y_pred}
+
+    def backward(self, loss):
+        """Back-propagate a batch's loss (``loss.backward()``; Accelerate's own
+        ``backward`` under :class:`AccelerateMixin`)."""
+        loss.backward()
 
     # ---------------------------------------------------------- sample weights
     @staticmethod
@@ -524,7 +551,14 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def perturb(self, X, y):
         """Attack a clean batch of class codes with the training attack (module in
         eval mode)."""
-        return self.attack_.perturb(self.module_, X, y, check_input=False)
+        return self.attack_.perturb(self.attacked_module_, X, y, check_input=False)
+
+    @property
+    def attacked_module_(self):
+        """The network the training attacks run on: ``module_``, unwrapped from a
+        data-parallel wrapper (see :class:`AccelerateMixin`), so that an attack's
+        input gradients never trigger a gradient synchronisation."""
+        return self.module_
 
     # ------------------------------------------------------------------ module
     def initialize_module(self):
@@ -548,7 +582,12 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 "(input shape and number of classes): call fit(X, y) instead of "
                 "initialize(), pass a module instance, or restore them with "
                 "load_params(f_fitted=...) from a file of save_params(f_fitted=...).")
-        fill = {"input_shape": getattr(self, "input_shape_", None),
+        prep = self._preprocessing_module()
+        shape = getattr(self, "input_shape_", None)
+        if prep is not None and shape is not None:
+            with torch.no_grad():  # the shape the network sees after preprocessing
+                shape = tuple(prep(torch.zeros((1, *shape))).shape[1:])
+        fill = {"input_shape": shape,
                 "n_classes": len(getattr(self, "classes_inferred_", ()))}
         kwargs = {**{n: fill[n] for n in needs}, **kwargs}
         if module is None:
@@ -558,7 +597,36 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if not isinstance(self.module_, torch.nn.Module):
             raise TypeError(f"{type(self).__name__}: module {module!r} returned "
                             f"{type(self.module_).__name__}, not a torch.nn.Module.")
+        if prep is not None:
+            self.module_ = _Preprocessed(prep, self.module_)
         return self
+
+    def _preprocessing_module(self):
+        """The torch equivalent of the fitted ``preprocessor_`` (None without one)."""
+        if self.preprocessor is None:
+            return None
+        if not hasattr(self, "preprocessor_"):
+            raise ValueError(
+                f"{type(self).__name__} with a preprocessor needs the training data "
+                "to fit it: call fit(X, y) (save_params/load_params do not store "
+                "the preprocessor; pickle the fitted classifier instead).")
+        return transformer_view(self.preprocessor_)
+
+    def _fit_preprocessor(self, X, y):
+        """Fit ``preprocessor_`` on the flat training inputs (see ``preprocessor``)."""
+        if self.preprocessor is None:
+            if hasattr(self, "preprocessor_"):
+                del self.preprocessor_
+            return
+        prep = clone(self.preprocessor).fit(X.reshape(len(X), -1), y)
+        if transformer_view(prep) is None:
+            raise ValueError(
+                f"preprocessor {type(prep).__name__} has no exact torch equivalent, "
+                "so it cannot run inside the model; supported are StandardScaler, "
+                "MinMaxScaler (without clip), MaxAbsScaler, PCA, FunctionTransformer "
+                "without a function, and pipelines, FeatureUnion or "
+                "ColumnTransformer of them.")
+        self.preprocessor_ = prep
 
     # -------------------------------------------------------------------- data
     def _check_input_shape(self, X, reset):
@@ -569,10 +637,37 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                              f"{type(self).__name__} was fitted on "
                              f"{self.input_shape_}.")
 
+    def _warn_if_standardised(self, X):
+        """Warn when ``X`` looks standardised and the clip box is open (see
+        :class:`~sklearn_robust.exceptions.ThreatModelWarning`)."""
+        if (self.preprocessor is not None or self.clip_min is not None
+                or self.clip_max is not None or not self.eps or len(X) < 2):
+            return
+        flat = X.reshape(len(X), -1).astype(np.float64)
+        std = flat.std(axis=0)
+        varying = std > 1e-8
+        if not varying.any():
+            return
+        mean, std = flat.mean(axis=0)[varying], std[varying]
+        if np.mean((np.abs(mean) < 0.05) & (np.abs(std - 1) < 0.05)) >= 0.9:
+            warnings.warn(
+                f"{type(self).__name__} is trained on inputs that look standardised "
+                f"(zero mean, unit variance per feature) with an open clip box, so "
+                f"eps={self.eps} is measured in standard deviations of each "
+                "feature. If a scaler precedes it in a Pipeline, the scorers attack "
+                "the pipeline's raw inputs, with eps in raw units: pass the scaler "
+                "as preprocessor= instead (it then runs inside the model) and keep "
+                "the raw inputs' clip box.", ThreatModelWarning, stacklevel=4)
+
     def _check_X(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
+        if not reset and getattr(self, "_train_seed", None) is not None:
+            # during training: arrays that skorch's callbacks slice from the
+            # validated training data, whose feature names were dropped
+            X = check_array(X, dtype=np.float32, allow_nd=True)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True)
         self._check_input_shape(X, reset)
-        return X
+        return as_contiguous(X)
 
     def _check_fit_data(self, X, y, sample_weight, reset, classes=None):
         """Validate parameters and training data once per ``fit``/``partial_fit``.
@@ -586,9 +681,13 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
             raise ValueError(f"{type(self).__name__} requires y to be passed, "
                              "but the target y is None.")
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, allow_nd=True)
+        X = as_contiguous(X)
         check_classification_targets(y)
         check_in_box(X, self.clip_min, self.clip_max)
         self._check_input_shape(X, reset)
+        if reset:
+            self._fit_preprocessor(X, y)
+            self._warn_if_standardised(X)
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
                                                 ensure_non_negative=True)
@@ -659,7 +758,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         kwargs, iterator = self.get_params_for(prefix), getattr(self, prefix)
         batch_size = kwargs.pop("batch_size", self.batch_size)
         batch_size = len(dataset) if batch_size == -1 else int(batch_size)
-        if (training and type(dataset) is _EncodedDataset  # subclasses add fields
+        if (training and self._slice_batches
+                and type(dataset) is _EncodedDataset  # subclasses add fields
                 and isinstance(dataset.X, np.ndarray)
                 and iterator is DataLoader
                 and set(kwargs) <= {"shuffle", "drop_last"}):
@@ -776,8 +876,10 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         with fork_rng(seed, self.device):
             self._train_seed = seed
             try:
+                self._check_training_step()
                 if initialize:
                     self.initialize()
+                self._check_callbacks_have_validation_data()
                 self.notify("on_train_begin", X=X, y=y)
                 try:
                     self.fit_loop(dataset, y, **fit_params)
@@ -791,6 +893,45 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                     # in eval mode is never switched by concurrent predictions
                     self._set_training(False)
         return self
+
+    def _check_training_step(self):
+        """Refuse a mixin that replaces the training step of the robust methods.
+
+        skorch's ``train_step_single`` computes the plain loss: a mixin from
+        outside the library that overrides it (skorch's own ``AccelerateMixin``)
+        would train a non-robust network without a word. Subclasses of the
+        library's classifiers may override it.
+        """
+        for cls in type(self).__mro__:
+            if "train_step_single" in vars(cls):
+                break
+        if issubclass(cls, BaseAdversarialClassifier) or cls.__module__.startswith(
+                "sklearn_robust."):
+            return
+        fix = (" Use sklearn_robust.classifiers.AccelerateMixin instead, which "
+               "keeps the robust loss." if cls.__name__ == "AccelerateMixin" else "")
+        raise TypeError(
+            f"{type(self).__name__} takes its training step from "
+            f"{cls.__module__}.{cls.__name__}, which computes skorch's plain loss "
+            f"and would train a non-robust network.{fix}")
+
+    def _check_callbacks_have_validation_data(self):
+        """A callback monitoring a ``valid_*`` key needs a validation split.
+
+        skorch would fail at the end of the first epoch with a ``KeyError`` on the
+        history; this names the fix before training starts.
+        """
+        if self.train_split is not None:
+            return
+        for name, callback in getattr(self, "callbacks_", []):
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("valid_"):
+                raise ValueError(
+                    f"Callback {name!r} monitors {monitor!r}, which needs a "
+                    f"validation split, but {type(self).__name__} trains on all the "
+                    "data by default (train_split=None). Pass e.g. "
+                    "train_split=skorch.dataset.ValidSplit(0.2), or monitor a "
+                    "training key (e.g. monitor='train_loss').")
 
     # ------------------------------------------------------------ persistence
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None,
@@ -816,6 +957,11 @@ default=None
         """
         if f_fitted is not None:
             check_is_fitted(self, ["label_encoder_", "input_shape_"])
+            if self.preprocessor is not None:
+                raise ValueError(
+                    "save_params(f_fitted=...) does not store the fitted "
+                    "preprocessor; pickle the fitted classifier instead (pickle or "
+                    "joblib.dump).")
             state = {"format": _FITTED_FORMAT, "estimator": type(self).__name__,
                      "classes": self.classes_.tolist(),
                      "classes_dtype": self.classes_.dtype.str,

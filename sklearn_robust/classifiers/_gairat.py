@@ -188,6 +188,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     random_start : bool, default=True
         Start PGD from a uniform point of the ball (as the paper).
     %(clip_box)s
+    %(preprocessor)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack. It must report ``kappa`` as
         ``info["n_correct_steps"]`` from ``perturb(..., return_info=True)`` (every
@@ -416,8 +417,8 @@ class GAIRATClassifier(BaseAdversarialClassifier):
 
         ``kappa`` is the attack's ``info["n_correct_steps"]``.
         """
-        X_adv, info = self.attack_.perturb(self.module_, X, y, return_info=True,
-                                           check_input=False)
+        X_adv, info = self.attack_.perturb(self.attacked_module_, X, y,
+                                           return_info=True, check_input=False)
         kappa = info.get("n_correct_steps")
         if kappa is None:
             raise TypeError(
@@ -509,6 +510,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     step_size : float or None, default=0.01
         Step length of both attacks; ``None`` uses ``2.5 * eps / n_steps``.
     %(clip_box)s
+    %(preprocessor)s
     attack : attack instance or None, default=None
         Replaces the KL attack (it must report ``n_correct_steps``); the CW
         attack is always built from ``eps``, ``n_steps`` and ``step_size``.
@@ -626,7 +628,8 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         else:
             logits = self.infer(X, **fit_params)
             logits_adv = self.infer(X_adv, **fit_params)
-            X_cw = self.cw_attack_.perturb(self.module_, X, y, check_input=False)
+            X_cw = self.cw_attack_.perturb(self.attacked_module_, X, y,
+                                           check_input=False)
             logits_cw = self.infer(X_cw, **fit_params)
             w = log_w.exp()
             wt = w.to(logits.device, logits.dtype)

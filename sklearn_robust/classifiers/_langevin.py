@@ -119,6 +119,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         CIFAR-10 choice); ``noise``, ``noise_scale`` and ``temperature`` are then
         unused. In both cases ``l_nom = criterion(f(x), y)``.
     %(clip_box)s
+    %(preprocessor)s
     attack : attack instance or None, default=None
         Replaces the training attack; it takes ``eps``, ``norm`` and the clip box
         from the classifier.

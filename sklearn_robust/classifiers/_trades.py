@@ -76,6 +76,7 @@ class TRADESClassifier(BaseAdversarialClassifier):
         Step length of the KL attack (MNIST setting); ``None`` uses
         ``2.5 * eps / n_steps``.
     %(clip_box)s
+    %(preprocessor)s
     attack : attack instance or None, default=None
         Replaces the KL attack; it takes ``eps``, ``norm`` and the clip box from
         the classifier.

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -14,7 +14,9 @@ from ..attacks import PGD
 from ..attacks._base import set_threat_model, warn_if_unused_with_attack
 from ..exceptions import DatasetLearningWarning
 from ..utils._param_validation import validate_params
+from ..utils._progress import progress_bar
 from ..utils._validation import as_contiguous, check_clip_box, check_in_box
+from ._io import data_hash
 
 __all__ = ["BaseRobustDataset", "RobustDatasetSampler"]
 
@@ -44,7 +46,7 @@ def _change_bounds(x, clip_min, clip_max, max_change):
     return lo, hi
 
 
-class BaseRobustDataset(TransformerMixin, BaseEstimator):
+class BaseRobustDataset(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Base class of transformers that learn a robust training set.
 
     The contract (like scikit-learn's ``TargetEncoder``, ``fit_transform`` is *not*
@@ -139,6 +141,7 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
         try:
             X, y = self._validate_fit(X, y)
             self.input_shape_ = tuple(X.shape[1:])
+            self.source_hash_ = data_hash(X, y)
             # learning needs autograd, even when fit runs under torch.no_grad
             with torch.enable_grad():
                 X_robust, y_robust = self._learn(X, y)
@@ -215,13 +218,8 @@ class BaseRobustDataset(TransformerMixin, BaseEstimator):
 
     def _progress(self, iterable):
         """``iterable`` wrapped in a tqdm progress bar when ``verbose`` > 0."""
-        if not getattr(self, "verbose", 0):
-            return iterable
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return iterable
-        return tqdm(iterable, desc=type(self).__name__, leave=False)
+        return progress_bar(iterable, getattr(self, "verbose", 0),
+                            desc=type(self).__name__)
 
     def _learn(self, X, y):
         raise NotImplementedError

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Choice of a default network for a given input shape."""
 
+import inspect
+
 from ._base import _check_n_classes, _check_shape
 from ._cnn import SmallCNN
 from ._mlp import MLP
@@ -11,7 +13,7 @@ __all__ = ["default_module"]
 _MIN_CNN_SIDE = 20
 
 
-def default_module(input_shape, n_classes, dropout=None):
+def default_module(input_shape, n_classes, dropout=None, **params):
     """Return a reasonable default network for inputs of shape ``input_shape``.
 
     Parameters
@@ -25,6 +27,11 @@ def default_module(input_shape, n_classes, dropout=None):
         first fully connected layer of :class:`SmallCNN`, after every hidden layer
         of :class:`MLP`). ``None`` keeps each network's own default (0.5 for
         :class:`SmallCNN`, no dropout for :class:`MLP`).
+    **params
+        Other parameters of the chosen network (e.g. ``hidden_layer_sizes`` of
+        :class:`MLP`, which is what a classifier's ``module__hidden_layer_sizes``
+        sets when it uses the default network). A parameter that the chosen
+        network does not take raises a ``ValueError``.
 
     Returns
     -------
@@ -50,11 +57,24 @@ def default_module(input_shape, n_classes, dropout=None):
     'MLP'
     >>> default_module((64,), 10, dropout=0.2).dropout
     0.2
+    >>> default_module((64,), 10, hidden_layer_sizes=(32,)).hidden_layer_sizes
+    (32,)
     """
     shape = _check_shape(input_shape)
     n_classes = _check_n_classes(n_classes)
     extra = {} if dropout is None else {"dropout": dropout}
     if len(shape) == 3 and min(shape[1:]) >= _MIN_CNN_SIDE:
-        return SmallCNN(input_shape=shape, n_classes=n_classes, **extra)
-    return MLP(input_shape=shape, n_classes=n_classes, hidden_layer_sizes=(256, 256),
-               **extra)
+        cls, defaults = SmallCNN, {}
+    else:
+        cls, defaults = MLP, {"hidden_layer_sizes": (256, 256)}
+    accepted = set(inspect.signature(cls.__init__).parameters) - {
+        "self", "input_shape", "n_classes"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ValueError(
+            f"The default network for inputs of shape {shape} is {cls.__name__}, "
+            f"which takes no parameter {unknown} (it takes {sorted(accepted)}); "
+            "pass module= the network you want (e.g. module=sklearn_robust.nn.MLP "
+            "or SmallCNN) with its module__* parameters.")
+    return cls(input_shape=shape, n_classes=n_classes,
+               **{**defaults, **extra, **params})

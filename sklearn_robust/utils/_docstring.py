@@ -56,6 +56,17 @@ FRAGMENTS = {
             Pixel box of the threat model: inputs outside it are rejected and
             perturbed inputs stay inside it; ``None`` leaves a side open (e.g.
             standardised features).''',
+    "preprocessor": '''
+        preprocessor : transformer or None, default=None
+            Preprocessing inside the model, so that ``eps`` and the clip box are
+            measured on the raw inputs in training and in scoring alike: an
+            unfitted scikit-learn transformer with an exact torch equivalent
+            (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``, ``PCA``, a
+            pipeline, ``FeatureUnion`` or ``ColumnTransformer`` of them), fitted
+            on the training inputs as ``preprocessor_`` and run as the fixed first
+            layer of ``module_``. Putting the scaler in a ``Pipeline`` before the
+            classifier instead would train with the attack in scaled units while
+            the scorers attack the pipeline's raw inputs.''',
     "device": '''
         device : str or torch.device, default="cpu"
             Device of the computation.''',

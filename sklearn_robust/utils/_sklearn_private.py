@@ -9,6 +9,7 @@ imports scikit-learn's private API.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import (
                                              HasMethods,
                                              Hidden,
@@ -22,6 +23,12 @@ from sklearn.utils._param_validation import (
 from sklearn.utils._param_validation import _Constraint as Constraint
 from sklearn.utils.validation import _check_sample_weight as check_sample_weight
 
-__all__ = ["Constraint", "HasMethods", "Hidden", "Interval", "InvalidParameterError",
-           "Options", "RealNotInt", "StrOptions", "check_sample_weight",
-           "make_constraint"]
+__all__ = ["BaseSearchCV", "Constraint", "HasMethods", "Hidden", "Interval",
+           "InvalidParameterError", "Options", "RealNotInt", "StrOptions",
+           "check_sample_weight", "column_transformer_inputs", "make_constraint"]
+
+
+def column_transformer_inputs(column_transformer):
+    """The input column indices of each fitted transformer of a ColumnTransformer,
+    by name (its private ``_transformer_to_input_indices``)."""
+    return column_transformer._transformer_to_input_indices

@@ -124,13 +124,18 @@ def fork_rng(seed, device="cpu"):
     each sees only its own draws. Code that draws from torch's global RNG
     outside a fork while another thread is inside one is not protected.
 
+    ``device=None`` (the device is placed by someone else, e.g. Accelerate)
+    forks the CPU generator and, when CUDA is available, the current device's.
     ``seed=None`` runs the body without forking, seeding or locking.
     """
     if seed is None:
         yield
         return
     seed = int(seed)
-    device = torch.device(device)
+    # None: placement is someone else's (e.g. Accelerate's): the CPU generator
+    # and, with CUDA, that of the current device
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if device is None else device)
     devices = []
     if device.type == "cuda" and torch.cuda.is_available():
         devices = [device.index if device.index is not None

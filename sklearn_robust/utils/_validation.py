@@ -81,12 +81,18 @@ def check_finite_tensor(X, name="X"):
 
 
 def as_contiguous(a):
-    """``a`` with non-negative strides (torch rejects negative ones, e.g. ``X[::-1]``).
+    """``a`` as an array torch takes without copies or warnings.
 
-    Unlike :func:`numpy.ascontiguousarray`, a 0-d array stays 0-d, so that shape
-    checks see what the caller passed.
+    Non-negative strides (torch rejects negative ones, e.g. ``X[::-1]``) and
+    writable memory (a read-only array, e.g. the values of a pandas DataFrame
+    under copy-on-write, makes ``torch.as_tensor`` warn): copied only when
+    needed, so the caller's array is never modified. Unlike
+    :func:`numpy.ascontiguousarray`, a 0-d array stays 0-d, so that shape checks
+    see what the caller passed.
     """
     a = np.asarray(a)
+    if a.ndim and not a.flags.writeable:
+        return np.array(a, order="C")
     return np.ascontiguousarray(a) if a.ndim else a
 
 

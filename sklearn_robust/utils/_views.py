@@ -2,12 +2,15 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
+
 import numpy as np
 import torch
+from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
     MaxAbsScaler,
@@ -18,9 +21,10 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
+from ._sklearn_private import BaseSearchCV, column_transformer_inputs
 from ._torch import eval_mode, module_device
 
-__all__ = ["get_torch_view", "get_score_view", "TorchView"]
+__all__ = ["get_torch_view", "get_score_view", "TorchView", "transformer_view"]
 
 
 def _buffer(value):
@@ -92,13 +96,67 @@ class _MLPView(torch.nn.Module):
         return x
 
 
-def _transformer_view(step):
+class _Union(torch.nn.Module):
+    """Features side by side: ``parts`` of ``(input columns or None, module, weight)``
+    in output order (a :class:`~sklearn.pipeline.FeatureUnion` or a
+    :class:`~sklearn.compose.ColumnTransformer`)."""
+
+    def __init__(self, parts):
+        super().__init__()
+        self.columns = [None if c is None else torch.as_tensor(np.asarray(c))
+                        for c, _, _ in parts]
+        self.parts = torch.nn.ModuleList(m for _, m, _ in parts)
+        self.weights = [w for _, _, w in parts]
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], -1)
+        outs = []
+        for columns, module, weight in zip(self.columns, self.parts, self.weights):
+            xi = x if columns is None else x[:, columns.to(x.device)]
+            out = module(xi).reshape(x.shape[0], -1)
+            outs.append(out if weight is None else out * weight)
+        dtype = functools.reduce(torch.promote_types, [o.dtype for o in outs])
+        return torch.cat([o.to(dtype) for o in outs], dim=1)
+
+
+def _union_view(parts):
+    """:class:`_Union` of ``(columns, step, weight)``, or None if a step has no view."""
+    views = [(c, transformer_view(step), w) for c, step, w in parts]
+    if not views or any(v is None for _, v, _ in views):
+        return None
+    return _Union(views)
+
+
+def transformer_view(step):
     """A torch module equal to ``step.transform``, or None if there is none."""
     if step is None or step == "passthrough":
         return torch.nn.Identity()
     if getattr(step, "_is_identity_at_transform", False):
         # robust-dataset transformers: transform(X) returns X unchanged
         return torch.nn.Identity()
+    if callable(getattr(step, "fit_resample", None)):
+        # imbalanced-learn samplers resample in fit only: the identity at predict
+        return torch.nn.Identity()
+    if isinstance(step, Pipeline):  # a pipeline of transformers inside a pipeline
+        layers = [transformer_view(s) for _, s in step.steps]
+        return None if any(v is None for v in layers) else torch.nn.Sequential(*layers)
+    if isinstance(step, FeatureUnion):
+        check_is_fitted(step)
+        weights = step.transformer_weights or {}
+        return _union_view([(None, t, weights.get(name))
+                            for name, t in step.transformer_list if t != "drop"])
+    if isinstance(step, ColumnTransformer):
+        check_is_fitted(step)
+        if step.sparse_output_:
+            return None
+        weights = step.transformer_weights or {}
+        inputs = column_transformer_inputs(step)
+        ordered = sorted(((step.output_indices_[name], name, t)
+                          for name, t, _ in step.transformers_
+                          if t != "drop" and name in inputs),
+                         key=lambda item: item[0].start)
+        return _union_view([(inputs[name], t, weights.get(name))
+                            for out, name, t in ordered if out.stop > out.start])
     if isinstance(step, FunctionTransformer):
         if step.func is None:
             return torch.nn.Identity()
@@ -220,8 +278,14 @@ def get_torch_view(estimator):
     ``torch_view()`` method. A :class:`~sklearn.pipeline.Pipeline` is supported
     when its final step is and its other steps have exact torch equivalents:
     ``StandardScaler``, ``MinMaxScaler`` (without ``clip``), ``MaxAbsScaler``,
-    ``PCA``, ``FunctionTransformer`` without a function, ``"passthrough"`` and this
-    library's robust-dataset transformers (the identity at predict time). A plain
+    ``PCA``, ``FunctionTransformer`` without a function, ``"passthrough"``, this
+    library's robust-dataset transformers and imbalanced-learn's samplers (the
+    identity at predict time), pipelines of such steps, and ``FeatureUnion`` /
+    ``ColumnTransformer`` (dense output) of them. A fitted ``GridSearchCV`` or
+    ``RandomizedSearchCV`` is seen through its ``best_estimator_``, so scoring
+    the search or its best estimator is the same. Anything else (a
+    ``CalibratedClassifierCV``, whose calibration can change the argmax, forests,
+    ...) has no exact view and is attacked black-box by the scorers. A plain
     :class:`torch.nn.Module` returning logits is its own view: its labels are the
     class indices (``classes`` is set by :meth:`TorchView.resolve_classes`).
 
@@ -234,10 +298,17 @@ def get_torch_view(estimator):
         return estimator
     if isinstance(estimator, torch.nn.Module):
         return TorchView(estimator, None)
+    if isinstance(estimator, BaseSearchCV):
+        best = getattr(estimator, "best_estimator_", None)
+        if best is None:
+            check_is_fitted(estimator)
+            raise TypeError(f"{type(estimator).__name__} was fitted with refit=False: "
+                            "it has no best_estimator_ to attack.")
+        return get_torch_view(best)
     if isinstance(estimator, Pipeline):
         layers = []
         for name, step in estimator.steps[:-1]:
-            layer = _transformer_view(step)
+            layer = transformer_view(step)
             if layer is None:
                 raise TypeError(
                     f"Pipeline step {name!r} ({type(step).__name__}) has no exact "

@@ -131,3 +131,23 @@ def test_probabilities_and_randomness_fire(small_digits):
     assert report.flags["randomized"] and not report.flags["probabilities"]
     with pytest.raises(ValueError, match="Unknown checks"):
         gradient_masking_report(probs, X_test, y_test, eps=0.1, checks=["nope"])
+
+
+def test_black_box_check_reports_counts_and_fires_above_tolerance(ring_data, capsys):
+    X, y = ring_data
+    est = TorchModelEstimator(RingModel(masked=True), 2)
+    report = gradient_masking_report(est, X, y, eps=0.3, n_samples=60,
+                                     square_queries=300, warn=False, verbose=1,
+                                     checks=["black_box_beats_white_box"])
+    fooled = report.values["square_only_fooled"]
+    assert fooled > 0
+    assert report.values["square_only_fooled_fraction"] == pytest.approx(fooled / 60)
+    assert f"{fooled} of 60 points" in report.messages["black_box_beats_white_box"]
+    assert "black_box_beats_white_box: FIRED" in capsys.readouterr().out
+    # the same count under a tolerance above its fraction is not a flag
+    lenient = gradient_masking_report(est, X, y, eps=0.3, n_samples=60,
+                                      square_queries=300, warn=False,
+                                      tolerance=min(1.0, fooled / 60 + 0.01),
+                                      checks=["black_box_beats_white_box"])
+    assert lenient.values["square_only_fooled"] == fooled
+    assert not lenient.flags["black_box_beats_white_box"]

@@ -379,3 +379,20 @@ def test_normalize_layer_keeps_the_threat_model_in_pixel_units():
             Normalize(**bad)
     with pytest.raises(ValueError, match="channels"):
         layer(torch.rand(2, 1, 4, 4))
+
+
+def test_default_module_takes_the_chosen_networks_parameters():
+    from sklearn_robust import AdversarialClassifier
+    from sklearn_robust.nn import MLP, SmallCNN, default_module
+
+    net = default_module((64,), 10, hidden_layer_sizes=(16, 8))
+    assert isinstance(net, MLP) and net.hidden_layer_sizes == (16, 8)
+    with pytest.raises(ValueError, match=r"SmallCNN.*hidden_layer_sizes.*module="):
+        default_module((1, 28, 28), 10, hidden_layer_sizes=(16,))
+    assert isinstance(default_module((1, 28, 28), 10, dropout=0.1), SmallCNN)
+    # what a classifier's module__* parameters reach with the default network
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 64).astype(np.float32), np.arange(40) % 2
+    clf = AdversarialClassifier(eps=0.1, n_steps=1, max_epochs=1, random_state=0,
+                                module__hidden_layer_sizes=(12,)).fit(X, y)
+    assert clf.module_.hidden_layer_sizes == (12,)

@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_robust import AdversarialClassifier, TriLevelDatasetLearner
 from sklearn_robust.datasets import load_digits_images
-from sklearn_robust.metrics import robust_accuracy_score
+from sklearn_robust.metrics import LearnedSetDisplay, robust_accuracy_score
 from sklearn_robust.nn import MLP
 
 X, y = load_digits_images(flat=True)
@@ -98,14 +98,10 @@ fig.tight_layout()
 # %%
 # A few learned digits
 # --------------------
-fig, axes = plt.subplots(2, 6, figsize=(7, 2.6))
-for j in range(6):
-    axes[0, j].imshow(X_train[j].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-    axes[1, j].imshow(sets["learned, eps=0.1"][j].reshape(8, 8), cmap="gray_r",
-                      vmin=0, vmax=1)
-    axes[0, j].set_title(str(y_train[j]))
-for ax in axes.ravel():
-    ax.set_axis_off()
-fig.suptitle("original (top) and learned (bottom) rows")
-fig.tight_layout()
+# :class:`~sklearn_robust.metrics.LearnedSetDisplay` shows original rows, their
+# learned versions and the change. The set could be kept with
+# :func:`~sklearn_robust.dataset_learning.save_dataset` and read back with
+# :func:`~sklearn_robust.dataset_learning.load_dataset`.
+LearnedSetDisplay.from_arrays(X_train, sets["learned, eps=0.1"], labels=y_train,
+                              n_images=8, image_shape=(8, 8))
 plt.show()

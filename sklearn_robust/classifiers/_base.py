@@ -317,6 +317,35 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
     _slice_batches = True
 
+    def __repr__(self):
+        """``Name(param=value, ...)`` of the parameters that differ from their
+        defaults, as scikit-learn's repr (so the threat model shows), then the
+        network once it is built."""
+        defaults = {}
+        for cls in reversed(type(self).__mro__):
+            if "__init__" in vars(cls):
+                defaults.update(
+                    (name, p.default) for name, p in
+                    inspect.signature(cls.__init__).parameters.items()
+                    if p.default is not inspect.Parameter.empty)
+        shown = []
+        for name, value in self.get_params(deep=False).items():
+            if name.startswith("_") or name == "iterator_train__shuffle" and value:
+                continue
+            if name in defaults:
+                try:
+                    if value is defaults[name] or bool(value == defaults[name]):
+                        continue
+                except (TypeError, ValueError):  # arrays and other objects
+                    pass
+            elif "__" not in name:
+                continue
+            shown.append(f"{name}={value!r}")
+        text = f"{type(self).__name__}({', '.join(shown)})"
+        if getattr(self, "initialized_", False):
+            text += f" with module_={self.module_!r}"
+        return text
+
     # ------------------------------------------------------------------ params
     #: Constraints of the library's own parameters (scikit-learn's style; skorch
     #: checks its own); subclasses merge them: ``{**Base._parameter_constraints, ...}``.
@@ -372,6 +401,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                                     else random_start),
                       loss=loss, clip_min=self.clip_min, clip_max=self.clip_max)
         params.update(overrides)
+        steps, size = params["n_steps"], params["step_size"]
+        if (size is not None and params["eps"] and isinstance(steps, numbers.Integral)
+                and isinstance(size, numbers.Real) and steps * size < params["eps"]):
+            warnings.warn(
+                f"{type(self).__name__}: the training attack's {steps} steps of "
+                f"{size:g} travel at most {steps * size:g}, less than eps="
+                f"{params['eps']:g}, so it cannot reach the edge of the threat "
+                "model and trains against weaker attacks than eps says. Set "
+                "step_size=None (2.5 * eps / n_steps, as Madry et al.) or a larger "
+                "step_size.", UserWarning, stacklevel=4)
         return PGD(**params)
 
     def initialize_attack(self):

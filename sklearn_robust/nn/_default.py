@@ -63,6 +63,13 @@ def default_module(input_shape, n_classes, dropout=None, **params):
     shape = _check_shape(input_shape)
     n_classes = _check_n_classes(n_classes)
     extra = {} if dropout is None else {"dropout": dropout}
+    if (len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] > 4
+            and min(shape[:2]) >= _MIN_CNN_SIDE):
+        raise ValueError(
+            f"Inputs of shape {shape} look like channels-last images (H, W, C), "
+            "but the networks take channels first (C, H, W); a default network "
+            "for this shape would be an MLP over the pixels. Transpose the data: "
+            "X.transpose(0, 3, 1, 2), or pass a module that takes (H, W, C).")
     if len(shape) == 3 and min(shape[1:]) >= _MIN_CNN_SIDE:
         cls, defaults = SmallCNN, {}
     else:

@@ -70,3 +70,35 @@ def test_validation_callbacks_need_a_split(callback, frame, tmp_path):
         warnings.simplefilter("error", UserWarning)  # no feature-name warning
         clf.fit(df, y)
     assert "valid_loss" in clf.history[-1]
+
+
+def test_repr_shows_the_changed_parameters(frame):
+    df, y = frame
+    clf = AdversarialClassifier(eps=0.1, n_steps=5, module__hidden_layer_sizes=(8,))
+    assert repr(clf) == ("AdversarialClassifier(module__hidden_layer_sizes=(8,), "
+                         "eps=0.1, n_steps=5)")
+    assert repr(AdversarialClassifier()) == "AdversarialClassifier()"
+    clf.set_params(max_epochs=1, step_size=0.05).fit(df, y)
+    assert repr(clf).startswith("AdversarialClassifier(")
+    assert "with module_=MLP(" in repr(clf)
+
+
+def test_channels_last_images_are_named():
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(8, 28, 28, 1).astype(np.float32), np.arange(8) % 2
+    with pytest.raises(ValueError, match=r"channels-last.*transpose\(0, 3, 1, 2\)"):
+        AdversarialClassifier(max_epochs=1).fit(X, y)
+    # channels first is fine
+    AdversarialClassifier(max_epochs=1, n_steps=1, step_size=0.3).fit(
+        X.transpose(0, 3, 1, 2), y)
+
+
+def test_a_training_attack_too_short_for_eps_warns(frame):
+    df, y = frame
+    with pytest.warns(UserWarning, match=r"travel at most 0\.05, less than eps=0\.15"):
+        AdversarialClassifier(eps=0.15, n_steps=5, step_size=0.01,
+                              max_epochs=1).fit(df, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        AdversarialClassifier(eps=0.15, n_steps=5, step_size=None,
+                              max_epochs=1).fit(df, y)

@@ -194,7 +194,7 @@ torch.nn.Module, default=None
     init_indices_ : ndarray of shape (n_samples,) or None
         With ``init="train"``, the row of ``X`` each synthesis started from;
         ``None`` otherwise.
-    loss_history_ : ndarray of shape (n_iter_ + 1,)
+    loss_history_ : ndarray of shape (`n_iter_` + 1,)
         Mean over the rows of ``||g(x_t) - g(x)||_2`` at the start (entry 0) and
         after each step ``t``.
     distance_ : ndarray of shape (n_samples,)

@@ -252,15 +252,15 @@ default=None
         Class labels, in the order of the networks' logits.
     init_ : transformer or None
         The fitted ``init`` learner.
-    loss_history_ : ndarray of shape (n_iter_,)
+    loss_history_ : ndarray of shape (`n_iter_`,)
         Outer adversarial cross-entropy of the real batch at every outer step,
         before the update.
-    clean_loss_history_ : ndarray of shape (n_iter_,)
+    clean_loss_history_ : ndarray of shape (`n_iter_`,)
         Clean cross-entropy of the inner network (after its ``inner_steps``) on
         the same real batch: near ``ln(n_classes)`` when it does not learn.
-    accuracy_history_ : ndarray of shape (n_iter_,)
+    accuracy_history_ : ndarray of shape (`n_iter_`,)
         Clean accuracy of the inner network on the real batch.
-    adversarial_accuracy_history_ : ndarray of shape (n_iter_,)
+    adversarial_accuracy_history_ : ndarray of shape (`n_iter_`,)
         Its accuracy on the attacked batch (the middle level's PGD).
     n_iter_ : int
         Number of outer steps run (``max_iter``).

@@ -308,7 +308,7 @@ class NTKClassifier(ClassifierMixin, BaseEstimator):
         Shape of one training sample.
     n_features_in_ : int
         Number of features (size of the second axis) seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features, when ``X`` has string column names.
 
     See Also

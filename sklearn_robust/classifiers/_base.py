@@ -42,7 +42,12 @@ from ..utils._param_validation import (
 )
 from ..utils._sklearn_private import check_sample_weight
 from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
-from ..utils._validation import as_contiguous, check_clip_box, check_in_box
+from ..utils._validation import (
+    as_contiguous,
+    check_clip_box,
+    check_in_box,
+    looks_standardised,
+)
 from ..utils._views import transformer_view
 
 __all__ = ["BaseAdversarialClassifier"]
@@ -680,15 +685,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """Warn when ``X`` looks standardised and the clip box is open (see
         :class:`~sklearn_robust.exceptions.ThreatModelWarning`)."""
         if (self.preprocessor is not None or self.clip_min is not None
-                or self.clip_max is not None or not self.eps or len(X) < 2):
+                or self.clip_max is not None or not self.eps):
             return
-        flat = X.reshape(len(X), -1).astype(np.float64)
-        std = flat.std(axis=0)
-        varying = std > 1e-8
-        if not varying.any():
-            return
-        mean, std = flat.mean(axis=0)[varying], std[varying]
-        if np.mean((np.abs(mean) < 0.05) & (np.abs(std - 1) < 0.05)) >= 0.9:
+        if looks_standardised(X):
             warnings.warn(
                 f"{type(self).__name__} is trained on inputs that look standardised "
                 f"(zero mean, unit variance per feature) with an open clip box, so "

@@ -48,3 +48,15 @@ def test_scorer_strength(results_in_tmp):
 
     scorer_strength.main(SMALL + ["--epochs", "1", "--methods", "natural",
                                   "--repeats", "1"])
+
+
+def test_precision(results_in_tmp):
+    from benchmarks import precision
+
+    records = precision.main(SMALL + ["--epochs", "2", "--steps", "2", "--attack",
+                                      "pgd", "--train-precisions", "fp32", "bf16",
+                                      "--eval-precisions", "fp32", "bf16"])
+    assert [(r["stage"], r["precision"]) for r in records] == [
+        ("train", "fp32"), ("train", "bf16"), ("evaluate", "fp32"),
+        ("evaluate", "bf16")]
+    assert all("time_vs_fp32" in r for r in records)

@@ -36,12 +36,20 @@ from ..utils._param_validation import (
     THREAT_CONSTRAINTS,
     HasMethods,
     Options,
+    StrOptions,
     TorchDevice,
     validate_parameter_constraints,
     validate_params,
 )
 from ..utils._sklearn_private import check_sample_weight
-from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
+from ..utils._torch import (
+    MAX_SEED,
+    PRECISIONS,
+    autocast,
+    derive_seed,
+    fork_rng,
+    seed_from_random_state,
+)
 from ..utils._validation import (
     as_contiguous,
     check_clip_box,
@@ -301,7 +309,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  optimizer=torch.optim.Adam, lr=1e-3, max_epochs=10, batch_size=128,
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
-                 attack=None, random_state=None, preprocessor=None, **kwargs):
+                 attack=None, random_state=None, preprocessor=None, precision="fp32",
+                 **kwargs):
         # shuffle the training batches unless told otherwise (skorch does not)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -317,6 +326,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.attack = attack
         self.random_state = random_state
         self.preprocessor = preprocessor
+        self.precision = precision
 
     #: Slice training batches from in-memory arrays (see :meth:`get_iterator`);
     #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
@@ -360,6 +370,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "step_size": [POSITIVE_REAL, None],
         "attack": ATTACK_CONSTRAINT,
         "preprocessor": [HasMethods(["fit", "transform"]), None],
+        "precision": [StrOptions(set(PRECISIONS))],
         # skorch's own parameters, which skorch does not check
         "batch_size": _BATCH_SIZE,
         "max_epochs": [NON_NEGATIVE_INT],
@@ -499,8 +510,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         Xi, yi = unpack_data(batch)
         Xi = to_tensor(Xi, device=self.device)
         yi, sample_weight = _unpack_target(to_tensor(yi, device=self.device))
-        loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
-                                        **fit_params)
+        with autocast(self.precision, Xi.device):
+            loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
+                                            **fit_params)
         if not torch.isfinite(loss):
             # as scikit-learn's SGD estimators: a diverged fit is an error, not a
             # model of NaN weights
@@ -513,9 +525,33 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         return {"loss": loss, "y_pred": y_pred}
 
     def backward(self, loss):
-        """Back-propagate a batch's loss (``loss.backward()``; Accelerate's own
-        ``backward`` under :class:`AccelerateMixin`)."""
-        loss.backward()
+        """Back-propagate a batch's loss (``loss.backward()``, scaled by the
+        gradient scaler with ``precision="fp16"``; Accelerate's own ``backward``
+        under :class:`AccelerateMixin`)."""
+        scaler = getattr(self, "grad_scaler_", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def _step_optimizer(self, step_fn):
+        """skorch's optimizer step; with ``precision="fp16"`` the gradient scaler's
+        (unscale, skip the step on inf/NaN gradients, update the scale)."""
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+        return None
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """skorch's optimizer, and ``grad_scaler_`` for ``precision="fp16"``."""
+        super().initialize_optimizer(*args, **kwargs)
+        if self.precision == "fp16":
+            device = torch.device(self.device or "cpu").type
+            self.grad_scaler_ = torch.amp.GradScaler(device)
+        elif hasattr(self, "grad_scaler_"):
+            del self.grad_scaler_
+        return self
 
     # ---------------------------------------------------------- sample weights
     @staticmethod

@@ -746,8 +746,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def _check_fit_data(self, X, y, sample_weight, reset, classes=None):
         """Validate parameters and training data once per ``fit``/``partial_fit``.
 
-        ``classes`` (``partial_fit``'s) fixes the classes at the first call and
-        must repeat them at later ones. Returns ``X``, ``y`` and
+        ``classes`` (``partial_fit``'s, else skorch's constructor parameter
+        ``classes``) fixes the classes at the first call and must repeat them at
+        later ones. Returns ``X``, ``y`` and
         ``sample_weight`` (None, or float32 weights).
         """
         self._check_params()
@@ -765,6 +766,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
                                                 ensure_non_negative=True)
+        if classes is None and getattr(self, "classes", None) is not None:
+            classes = self.classes  # skorch's constructor parameter, as partial_fit's
         if classes is not None:
             classes = self._check_classes(classes, reset)
             outside = np.setdiff1d(np.unique(y), classes)

@@ -384,8 +384,9 @@ class CatastrophicOverfittingCheck(Callback):
         """The PGD of the check, in the net's threat model."""
         n_steps, step_size, _ = self._settings(net)
         eps = float(net.eps)
-        return PGD(eps=eps, norm=net.norm, n_steps=n_steps,
-                   step_size=eps / 4 if step_size is None else step_size,
+        if step_size is None and eps > 0:  # (eps = 0: the clean accuracy)
+            step_size = eps / 4
+        return PGD(eps=eps, norm=net.norm, n_steps=n_steps, step_size=step_size,
                    random_start=True, n_restarts=1, loss="ce",
                    clip_min=net.clip_min, clip_max=net.clip_max,
                    random_state=self._rng)

@@ -166,11 +166,20 @@ class FastAdversarialClassifier(BaseAdversarialClassifier):
                 max_lr=0.2, step_size_up=15 * n_batches // 2,
                 step_size_down=15 * n_batches // 2, step_every="batch")])
 
-    and the MNIST one (Adam, 0 -> 5e-3 at 2/5 of the epochs -> 0, linear) a
-    ``LambdaLR`` of ``np.interp``, e.g.
-    ``LRScheduler(policy=LambdaLR, lr_lambda=functools.partial(np.interp,
-    xp=[0, 0.4 * T, T], fp=[0, 1, 0]), step_every="batch")`` with ``lr=5e-3``
-    and ``T`` the number of batches of training. Mixed precision is
+    and the MNIST one (Adam, ``lr`` 0 -> 5e-3 at 2/5 of the epochs -> 0,
+    linear, per batch) a ``LambdaLR`` of ``np.interp``::
+
+        from torch.optim.lr_scheduler import LambdaLR
+        T = 10 * -(-len(X) // 100)             # batches of training
+        clf = FastAdversarialClassifier(
+            eps=0.3, max_epochs=10, batch_size=100, lr=5e-3,
+            callbacks=[LRScheduler(
+                policy=LambdaLR, step_every="batch",
+                lr_lambda=functools.partial(   # picklable, unlike a lambda
+                    np.interp, xp=[-1, 0.4 * T - 1, T - 1], fp=[0, 1, 0]))])
+
+    (shifted by one batch: the authors' batch ``s`` takes the schedule's value
+    at ``s + 1``). Mixed precision is
     ``device=None`` with an :class:`AccelerateMixin` subclass and
     ``accelerator=Accelerator(mixed_precision="fp16")`` (or ``"bf16"``). On
     several processes each one checks its own shard of the first batch and

@@ -18,8 +18,9 @@ def test_run_methods(results_in_tmp):
     from benchmarks import run_methods
 
     records = run_methods.main(SMALL + ["--epochs", "1", "--seeds", "0", "--methods",
-                                        "natural", "gairat", "--eval-attack", "pgd"])
-    assert {r["method"] for r in records} == {"natural", "gairat"}
+                                        "natural", "gairat", "fast_at",
+                                        "--eval-attack", "pgd"])
+    assert {r["method"] for r in records} == {"natural", "gairat", "fast_at"}
     assert sorted(p.suffix for p in results_in_tmp.iterdir()) == [".json", ".md"]
 
 

@@ -403,13 +403,17 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """
         return self.pgd_attack()
 
-    def pgd_attack(self, *, loss="ce", random_start=None, **overrides):
+    def pgd_attack(self, *, loss="ce", random_start=None, warn_reach=True,
+                   **overrides):
         """A :class:`~sklearn_robust.attacks.PGD` with the classifier's threat model.
 
         ``eps``, ``norm``, ``n_steps``, ``step_size``, ``random_start`` and the
         clip box come from the classifier; ``random_start`` and ``overrides``
         (e.g. ``n_steps``) replace them. ``loss="kl", random_start="normal"`` is
-        the TRADES attack.
+        the TRADES attack. Unless ``warn_reach`` is False, a UserWarning says
+        when ``n_steps * step_size < eps`` (the steps cannot reach the edge of
+        the ball from ``x``); single-step methods from a random start, where the
+        step length is a choice of the method, turn it off.
         """
         params = dict(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
                       step_size=self.step_size,
@@ -418,7 +422,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                       loss=loss, clip_min=self.clip_min, clip_max=self.clip_max)
         params.update(overrides)
         steps, size = params["n_steps"], params["step_size"]
-        if (size is not None and params["eps"] and isinstance(steps, numbers.Integral)
+        if (warn_reach and size is not None and params["eps"]
+                and isinstance(steps, numbers.Integral)
                 and isinstance(size, numbers.Real) and steps * size < params["eps"]):
             warnings.warn(
                 f"{type(self).__name__}: the training attack's {steps} steps of "

@@ -24,10 +24,11 @@ Five parts (``--parts``, default all), each written to its own result files
     The learner itself in same-size mode on every training row (all 60,000 with
     ``--data mnist``), ``--fit-steps`` outer steps, for each
     ``support_batch_size x target_batch_size`` of ``--fit-settings``: seconds per
-    outer step (the median of the steps after the first) and the peak resident set
-    (``ru_maxrss`` of a fresh 'spawn' child that loads the data itself, so the peak
-    includes the interpreter, torch and the data; ``--memory inprocess`` runs in
-    this process and reports its peak so far).
+    outer step (the median of the steps after the first), the peak resident set of
+    a fresh 'spawn' child that loads the data itself (``VmHWM``: the interpreter,
+    torch, the data and the fit; reset at the start of the fit for
+    ``peak_rss_fit_mib``; ``--memory inprocess`` runs in this process), and the
+    CPU user and system seconds and page faults of the fit.
 ``trilevel``
     :class:`~sklearn_robust.dataset_learning.TriLevelDatasetLearner` (library
     defaults otherwise) for each ``inner_steps`` of ``--inner-steps``:
@@ -102,22 +103,78 @@ def _size_pair(text):
         raise argparse.ArgumentTypeError(f"expected AxB (two integers), got {text!r}")
 
 
-def _peak_rss_mib():
-    """Peak resident set size of this process so far (MiB): ru_maxrss."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def _rss_mib():
-    """Current resident set size (MiB), from /proc (nan elsewhere)."""
+def _proc_status_mib(field):
+    """A ``Vm*`` line of /proc/self/status in MiB (nan where there is none)."""
     try:
         with open("/proc/self/status", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def _rss_mib():
+    """Current resident set size (MiB)."""
+    return _proc_status_mib("VmRSS")
+
+
+def _peak_rss_mib():
+    """Peak resident set size of this process (MiB): ``VmHWM``, the high-water mark
+    of its own address space (``ru_maxrss`` where there is no /proc).
+
+    Not ``ru_maxrss`` on Linux: a child started by fork + exec (multiprocessing's
+    'spawn') inherits in it the parent's peak at the time of the fork, so a child of
+    a 3 GB parent reports at least 3 GB whatever it does."""
+    peak = _proc_status_mib("VmHWM")
+    if math.isnan(peak):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return peak
+
+
+def _reset_peak_rss():
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _Usage:
+    """Peak memory, CPU user / system seconds and page faults of a code block.
+
+    ``peak_mib`` is this process's peak RSS during the block when ``VmHWM`` could be
+    reset at its start (``peak_is_block``), else the peak since the process started.
+    On CUDA, ``torch.cuda.max_memory_allocated`` during the block."""
+
+    def __init__(self, device="cpu"):
+        self.device = device
+
+    def __enter__(self):
+        import torch
+
+        self.cuda = str(self.device).startswith("cuda")
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.before_mib = _rss_mib()
+        self.peak_is_block = _reset_peak_rss()
+        self._ru = resource.getrusage(resource.RUSAGE_SELF)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self.user_s = ru.ru_utime - self._ru.ru_utime
+        self.sys_s = ru.ru_stime - self._ru.ru_stime
+        self.minor_faults = ru.ru_minflt - self._ru.ru_minflt
+        self.peak_mib = (torch.cuda.max_memory_allocated(self.device) / 2**20
+                         if self.cuda else _peak_rss_mib())
+        return False
 
 
 def _flat_rows(X, n, seed, dtype, device):
@@ -246,22 +303,27 @@ def plot_kernel(records, path, title):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     groups = sorted({(r["kind"], r["depth"], r["dtype"]) for r in records})
     markers = {"float32": "o", "float64": "s"}
+    colors = {key: f"C{i}" for i, key in enumerate(sorted(
+        {(r["depth"], r["dtype"]) for r in records}))}
     for kind, depth, dtype in groups:
         rows = sorted((r for r in records if (r["kind"], r["depth"], r["dtype"])
                        == (kind, depth, dtype)), key=lambda r: r["entries"])
         x = [r["entries"] for r in rows]
-        style = dict(marker=markers[dtype], ls="-" if kind == "cross" else ":")
+        style = dict(marker=markers[dtype], color=colors[depth, dtype],
+                     ls="-" if kind == "cross" else ":",
+                     mfc="none" if kind == "sym" else None)
         label = f"{kind} depth {depth} {dtype}"
         axes[0].plot(x, [r["backward_over_forward"] for r in rows], label=label,
                      **style)
         if kind == "cross":
-            line, = axes[1].plot(x, [r["forward_s"] for r in rows], label=label
-                                 + " fwd", **style)
-            axes[1].plot(x, [r["backward_s"] for r in rows], color=line.get_color(),
+            axes[1].plot(x, [r["forward_s"] for r in rows], label=label + " fwd",
+                         **style)
+            axes[1].plot(x, [r["backward_s"] for r in rows], color=colors[depth, dtype],
                          marker=markers[dtype], ls="--", label=label + " bwd")
     axes[0].axhline(TARGET_RATIO, color="k", lw=1, ls="--", label="target 1.5")
     axes[0].set(xscale="log", xlabel="kernel entries n_s x n_t",
-                ylabel="backward / forward", title="backward over forward")
+                ylabel="backward / forward",
+                title="backward / forward (solid: k(X_t, X_s); dotted: k(X_s))")
     axes[0].set_ylim(0, max(2.0, 1.1 * max(r["backward_over_forward"]
                                            for r in records)))
     axes[1].set(xscale="log", yscale="log", xlabel="kernel entries n_s x n_t",
@@ -431,25 +493,31 @@ def fit_distiller(data_kwargs, params, steps, threads, device):
         NTKRobustDistiller(**{**params, "support_batch_size": 64,
                               "target_batch_size": 32}, max_iter=1,
                            device=device).fit(X[:200], y[:200])
-    rss_before = _rss_mib()
+    peak_before = _peak_rss_mib()    # the data loading (and the warm-up)
     learner = NTKRobustDistiller(**params, max_iter=steps, device=device)
     clock = _StepClock(device)
     learner._progress = clock
-    with Timer(device) as t_fit, warnings.catch_warnings(record=True) as caught:
+    with Timer(device) as t_fit, _Usage(device) as usage, \
+            warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
         learner.fit(X, y)
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20
-            if str(device).startswith("cuda") else _peak_rss_mib())
     step_s = clock.step_seconds()
     return {"n_rows": int(len(y)), "input_shape": list(X.shape[1:]),
             "data_mib": X.nbytes / 2**20, "fit_s": t_fit.seconds,
             "setup_s": clock.stamps[0] - start, "step_s_all": step_s,
             "step_s": statistics.median(step_s[1:] or step_s),
-            "first_step_s": step_s[0],
-            "rss_before_fit_mib": rss_before, "peak_rss_mib": peak,
+            "first_step_s": step_s[0], **_usage_record(usage, peak_before),
             "loss_history": [float(v) for v in learner.loss_history_],
             "warnings": [str(w.message) for w in caught]}
+
+
+def _usage_record(usage, peak_before):
+    return {"rss_before_fit_mib": usage.before_mib, "peak_rss_fit_mib": usage.peak_mib,
+            "peak_is_fit": usage.peak_is_block,
+            "peak_rss_before_fit_mib": peak_before,
+            "cpu_user_s": usage.user_s, "cpu_sys_s": usage.sys_s,
+            "minor_faults": usage.minor_faults}
 
 
 def _distiller_matrix_mib(n, d, b, t):
@@ -476,12 +544,19 @@ def bench_distiller_fit(data_kwargs, settings, *, steps, threads, device, isolat
                    first_step_s=res["first_step_s"],
                    steps_per_pass=math.ceil(n / min(b, n)),
                    pass_s=res["step_s"] * math.ceil(n / min(b, n)),
-                   fit_s=res["fit_s"], data_mib=res["data_mib"],
+                   fit_s=res["fit_s"], setup_s=res["setup_s"],
+                   data_mib=res["data_mib"],
+                   peak_rss_mib=max(res["peak_rss_fit_mib"],
+                                    res["peak_rss_before_fit_mib"]),
                    rss_before_fit_mib=res["rss_before_fit_mib"],
-                   peak_rss_mib=res["peak_rss_mib"],
+                   peak_rss_fit_mib=res["peak_rss_fit_mib"],
+                   fit_growth_mib=res["peak_rss_fit_mib"] - res["rss_before_fit_mib"],
+                   cpu_user_s=res["cpu_user_s"], cpu_sys_s=res["cpu_sys_s"],
+                   minor_faults=res["minor_faults"],
                    **_distiller_matrix_mib(n, d, min(b, n), t),
-                   setup_s=res["setup_s"],
-                   fits_16gb=bool(res["peak_rss_mib"] <= TARGET_RSS_GIB * 1024),
+                   fits_16gb=bool(max(res["peak_rss_fit_mib"],
+                                      res["peak_rss_before_fit_mib"])
+                                  <= TARGET_RSS_GIB * 1024),
                    step_s_all=res["step_s_all"], loss_history=res["loss_history"],
                    warnings=res["warnings"])
         records.append(rec)
@@ -527,19 +602,17 @@ def fit_trilevel(data_kwargs, params, steps, threads, device):
         warnings.simplefilter("ignore")
         TriLevelDatasetLearner(**{**params, "inner_steps": 1}, max_iter=1,
                                device=device).fit(X[:200], y[:200])
-    rss_before = _rss_mib()
+    peak_before = _peak_rss_mib()
     learner = TriLevelDatasetLearner(**params, max_iter=steps, device=device)
     clock = _StepClock(device)
     learner._progress = clock
-    with Timer(device) as t_fit, warnings.catch_warnings():
+    with Timer(device) as t_fit, _Usage(device) as usage, warnings.catch_warnings():
         warnings.simplefilter("ignore")    # too few outer steps for the checks
         learner.fit(X, y)
     step_s = clock.step_seconds()
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20
-            if str(device).startswith("cuda") else _peak_rss_mib())
     return {"n_rows": int(len(y)), "fit_s": t_fit.seconds, "step_s_all": step_s,
             "step_s": statistics.median(step_s[1:] or step_s),
-            "rss_before_fit_mib": rss_before, "peak_rss_mib": peak,
+            **_usage_record(usage, peak_before),
             "clean_loss_last": float(learner.clean_loss_history_[-1])}
 
 
@@ -554,8 +627,9 @@ def bench_trilevel(data_kwargs, inner_steps, *, steps, threads, device, isolate,
         rec = dict(inner_steps=T, outer_steps=steps, n_rows=res["n_rows"],
                    step_s=res["step_s"], step_s_per_inner=res["step_s"] / T,
                    fit_s=res["fit_s"], rss_before_fit_mib=res["rss_before_fit_mib"],
-                   peak_rss_mib=res["peak_rss_mib"],
-                   peak_growth_mib=res["peak_rss_mib"] - res["rss_before_fit_mib"],
+                   peak_rss_fit_mib=res["peak_rss_fit_mib"],
+                   peak_growth_mib=res["peak_rss_fit_mib"] - res["rss_before_fit_mib"],
+                   cpu_user_s=res["cpu_user_s"], cpu_sys_s=res["cpu_sys_s"],
                    clean_loss_last=res["clean_loss_last"],
                    step_s_all=res["step_s_all"])
         records.append(rec)

@@ -912,7 +912,11 @@ def main(argv=None):
     X, _, y, _, info = load_data(**data_kwargs)
     suffix = f"_{args.data}" + (f"_{args.tag}" if args.tag else "")
     isolate = args.memory == "child" and not str(device).startswith("cuda")
-    base = dict(vars(args), data_info=info)
+    # glibc's allocator returns large blocks to the system and page-faults them in
+    # again at every allocation; MALLOC_MMAP_MAX_=0 (with a large
+    # MALLOC_TRIM_THRESHOLD_) keeps them: recorded, since it changes every timing
+    base = dict(vars(args), data_info=info, malloc_env={
+        k: v for k, v in os.environ.items() if k.startswith("MALLOC_")})
     out = {}
 
     def write(part, records, settings, title, notes, plot):

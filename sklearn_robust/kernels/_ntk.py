@@ -147,10 +147,10 @@ def _relu_values(nngp, ntk, std1, std2, same, unit_diagonal):
     if unit_diagonal:
         c.diagonal().fill_(1.0)     # c is a fresh tensor
     exact = c.clamp(-1.0, 1.0)
-    sin = torch.sqrt((1.0 - exact) * (1.0 + exact))
+    sin = torch.sub(1.0, exact).mul_(exact.add(1.0)).sqrt_()
     # u = (pi - t) / (2 pi); (pi - t) cos t * root == (pi - t) * nngp keeps the
     # derivative in nngp exact
-    u = torch.arccos(exact).mul_(-_INV_2PI).add_(0.5)
+    u = exact.arccos_().mul_(-_INV_2PI).add_(0.5)
     new_nngp = torch.addcmul(sin.mul(root).mul_(_INV_2PI), u, nngp)
     new_ntk = None if ntk is None else ntk * u
     return new_nngp, new_ntk, c, sin, u
@@ -192,25 +192,39 @@ class _ReluStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_nngp, g_ntk, _g_c, _g_sin, _g_u):
+        # few n1 x n2 temporaries (large ones cost page faults on CPU); in-place
+        # operations only on fresh tensors of saved values or by scalars, so that
+        # the generated vmap rule (cotangents batched, saved tensors not) holds
         ntk, std1, std2, c, sin, u = ctx.saved_tensors
         need_nngp, need_ntk, need_std1, need_std2 = ctx.needs_input_grad[:4]
+        grad_root = (g_nngp * sin).mul_(_INV_2PI)
         grad_nngp = g_nngp * u
-        grad_root = g_nngp * sin * _INV_2PI
         grad_ntk = None
         if ntk is not None and g_ntk is not None:
             if need_ntk:
                 grad_ntk = g_ntk * u
-            inner = (c >= -1.0 + _CLAMP) & (c <= 1.0 - _CLAMP)
-            root = std1 * std2
-            a = torch.where(inner, g_ntk * ntk * _INV_2PI
-                            / (torch.where(inner, sin, torch.ones_like(sin)) * root),
-                            torch.zeros_like(sin))
+            # Theta / (2 pi sin root) where the arccos is not clamped, else 0
+            clamped = c.abs() > 1.0 - _CLAMP
+            w = (sin * std1 * std2).masked_fill_(clamped, 1.0).reciprocal_()
+            w.mul_(ntk).mul_(_INV_2PI).masked_fill_(clamped, 0.0)
+            a = g_ntk * w
             grad_nngp = grad_nngp + a
-            grad_root = grad_root - a * c
-        grad_std1 = (grad_root * std2).sum_to_size(std1.shape) if need_std1 else None
-        grad_std2 = (grad_root * std1).sum_to_size(std2.shape) if need_std2 else None
-        return (grad_nngp if need_nngp else None), grad_ntk, grad_std1, grad_std2, \
-            None, None
+            grad_root = grad_root - a.mul_(c)
+        return ((grad_nngp if need_nngp else None), grad_ntk,
+                _reduce_to(grad_root, std2, std1.shape) if need_std1 else None,
+                _reduce_to(grad_root, std1, std2.shape) if need_std2 else None,
+                None, None)
+
+
+def _reduce_to(grad_root, other, shape):
+    """``sum(grad_root * other)`` over the dimensions broadcast to reach ``shape``:
+    a matrix product for the FC kernel's ``(n1, 1)`` and ``(1, n2)`` factors."""
+    if grad_root.ndim == 2 and other.ndim == 2 and len(shape) == 2:
+        if shape[1] == 1 and other.shape[0] == 1:
+            return grad_root @ other.mT
+        if shape[0] == 1 and other.shape[1] == 1:
+            return other.mT @ grad_root
+    return (grad_root * other).sum_to_size(shape)
 
 
 class _Gram(torch.autograd.Function):

@@ -10,7 +10,9 @@ Five parts (``--parts``, default all), each written to its own result files
     ``n_s x n_t`` of ``--kernel-sizes`` (``cross``) and for the symmetric
     ``k(X_s)`` of each ``n_s`` (``sym``, the support kernel of the learners):
     medians over ``--repeats`` after a warm-up, the ratio backward / forward
-    (target of issue 17: <= 1.5) and the forward without a graph.
+    (target of issue 17: <= 1.5), the forward without a graph and the minor page
+    faults of each pass (fresh large tensors that glibc's allocator maps in from
+    the system: on CPU they, not the arithmetic, make the ratio vary).
 ``distiller``
     One outer step of :class:`~sklearn_robust.dataset_learning.NTKRobustDistiller`
     taken apart, for each block (support) size ``b`` and target batch ``t`` of
@@ -132,6 +134,11 @@ def _peak_rss_mib():
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak = peak / 2**20 if sys.platform == "darwin" else peak / 1024
     return peak
+
+
+def _minor_faults():
+    """Minor page faults of this process so far (pages the kernel mapped in)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _reset_peak_rss():
@@ -276,16 +283,21 @@ def bench_kernel(X, sizes, depths, dtypes, repeats, device, seed=0):
 
                 def once():
                     xs = X_s.clone().requires_grad_(True)
+                    faults0 = _minor_faults()
                     with Timer(device) as fwd:
                         K = kernel(xs) if kind == "sym" else kernel(X_t, xs)
                         loss = (K * W).sum()
+                    faults1 = _minor_faults()
                     with Timer(device) as bwd:
                         (grad,) = torch.autograd.grad(loss, xs)
+                    faults2 = _minor_faults()
                     del K, loss, grad
                     with torch.no_grad(), Timer(device) as plain:
                         _ = kernel(X_s) if kind == "sym" else kernel(X_t, X_s)
                     return {"forward_s": fwd.seconds, "backward_s": bwd.seconds,
-                            "forward_nograd_s": plain.seconds}
+                            "forward_nograd_s": plain.seconds,
+                            "forward_faults": faults1 - faults0,
+                            "backward_faults": faults2 - faults1}
 
                 t = _median_times(once, repeats, device)
                 ratio = t["backward_s"] / t["forward_s"]
@@ -953,7 +965,11 @@ def main(argv=None):
                f"{worst['dtype']}).",
                "forward_s includes building the autograd graph (X_s requires grad) "
                "and the loss sum(K * W); forward_nograd_s is the same kernel "
-               "without a graph."], plot_kernel)
+               "without a graph; *_faults: minor page faults during the pass "
+               "(median).",
+               "Allocator environment: " + (json.dumps(base["malloc_env"])
+                                            if base["malloc_env"] else
+                                            "glibc defaults")], plot_kernel)
 
     if "distiller" in args.parts:
         records = bench_distiller_step(

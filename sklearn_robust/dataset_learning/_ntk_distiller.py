@@ -295,11 +295,14 @@ class NTKRobustDistiller(BaseRobustDataset):
     the input size and ``k`` the attack steps: kernel matrices ``b x b`` and
     ``t x b`` (``O((b + t) b d)`` for the FC kernel) and a ``b x b`` Cholesky
     factorisation, then ``k + 1`` forward and backward passes of ``t x b``
-    kernels. Measured on one CPU thread (2026-11-22): full MNIST (60000 rows)
-    in same-size mode with ``support_batch_size=1000`` and
-    ``target_batch_size=500`` takes about 1.5 s per step (60 steps per pass
-    over the rows) with a peak resident memory of 1.4 GB, 0.5 GB of it the
-    data itself.
+    kernels; the backward pass costs about half the forward (the solve's
+    gradient is ``O(b^2)`` per class). Measured on one CPU thread (2026-12-03,
+    ``benchmarks/scaling.py``): full MNIST (60000 rows) in same-size mode takes
+    1.2 s per step with the defaults (30 steps per pass over the rows) and
+    0.56 s with ``support_batch_size=1000`` and ``target_batch_size=500`` (60
+    steps per pass), with a peak resident memory of 1.7 and 1.4 GB, 0.5 GB of
+    it the process with the data. Time grows as ``b^3`` and memory as ``b^2``
+    beyond that (``b = 8000``: 47 s per step, 5.2 GB).
 
     References
     ----------

@@ -36,7 +36,7 @@ Examples::
     # a 3-channel CNN on 3x32x32 inputs (MNIST resized and tiled), L-inf and L2
     python -m benchmarks.scorer_strength --data mnist --data-path data/mnist.npz \\
         --n-train 2000 --n-test 100 --epochs 10 --rgb32 --module strided_cnn \\
-        --eps 0.1 --l2-eps 1.0 --methods natural pgd_at --threads 1
+        --eps 0.1 --l2-eps 2.0 --methods natural pgd_at --threads 1
 """
 
 # SPDX-License-Identifier: BSD-3-Clause

@@ -14,6 +14,7 @@ from torch import nn
 
 from sklearn_robust import (
     AdversarialClassifier,
+    FastAdversarialClassifier,
     GAIRATClassifier,
     LangevinAdvClassifier,
     LipschitzDropoutClassifier,
@@ -106,6 +107,10 @@ class Setup:
 METHODS = {
     "natural": lambda s: AdversarialClassifier(**s.common(eps=0.0)),
     "pgd_at": lambda s: AdversarialClassifier(**s.common()),
+    # Wong et al. 2020: FGSM-RS, one step of 1.25 eps (not --step-size), with the
+    # catastrophic-overfitting check; optimiser and schedule as the others
+    "fast_at": lambda s: FastAdversarialClassifier(
+        **s.common(n_steps=1, step_size=None)),
     "trades": lambda s: TRADESClassifier(beta=s.options.get("trades_beta", 6.0),
                                          **s.common()),
     "gairat": lambda s: GAIRATClassifier(gair_lambda=-1.0, **s.common()),

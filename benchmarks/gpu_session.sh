@@ -38,6 +38,9 @@ python3 -c "import torch, sklearn, skorch; print(torch.__version__, sklearn.__ve
 stage cuda-tests 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
 stage throughput 90 python3 -m benchmarks.throughput --data mnist --data-path "$DATA" \
     --module smallcnn --n-train 10000 --device cuda
+stage precision 150 python3 -m benchmarks.precision --data mnist --data-path "$DATA" \
+    --n-train 10000 --n-test 500 --device cuda --epochs 4 \
+    --train-precisions fp32 bf16 fp16 --eval-precisions fp32 bf16 fp16
 stage methods 240 python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
     --device cuda --epochs 10 --seeds 0 --methods natural pgd_at trades gairat dale
 stage robust-datasets 180 python3 -m benchmarks.robust_datasets --data mnist \

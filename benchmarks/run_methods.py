@@ -1,10 +1,11 @@
 """Train and evaluate robust-training methods; write JSON and Markdown results.
 
-For each method and seed: fit time, clean test accuracy, robust test accuracy
-under the library's strong default evaluation (``robust_accuracy_score`` with
-``attack=None``; ``--eval-attack`` picks another preset) and under a single
-PGD-20, and the evaluation times. The attacks a preset stands for are read from
-the library at run time and written to the results.
+For each method and seed: fit time, time per epoch, clean test accuracy, robust
+test accuracy under the library's strong default evaluation
+(``robust_accuracy_score`` with ``attack=None``; ``--eval-attack`` picks another
+preset) and under a single PGD-20, and the evaluation times. The attacks a
+preset stands for are read from the library at run time and written to the
+results.
 
 Examples::
 
@@ -144,9 +145,14 @@ def main(argv=None):
             model = METHODS[method](setup)
             with Timer(device) as t_fit:
                 model.fit(X_train, y_train)
+            durations = model.history[:, "dur"]
             row = {"method": method, "seed": seed,
                    "module": type(model.module_).__name__,
-                   "fit_s": t_fit.seconds}
+                   "fit_s": t_fit.seconds, "epochs_run": len(durations),
+                   # skorch's epoch timer: the training epoch with its callbacks
+                   "epoch_s": float(np.median(durations)),
+                   "stopped_co": bool(getattr(model, "catastrophic_overfitting_",
+                                              False))}
             row.update(evaluate(model, X_test, y_test, eps, device, seed,
                                 args.eval_attack))
             row["train_acc"] = float(np.mean(model.predict(X_train) == y_train))
@@ -164,7 +170,9 @@ def main(argv=None):
         "module": args.module, "norm": "linf", "eps": eps, "epochs": epochs,
         "batch_size": args.batch_size, "optimizer": "Adam", "lr": args.lr,
         "train_attack": f"PGD-{steps} step {step_size:.4g}"
-                        " (TRADES: KL sign-gradient, same steps)",
+                        " (TRADES: KL sign-gradient, same steps; fast_at: one "
+                        f"FGSM step of {1.25 * eps:.4g} = 1.25 eps from a uniform "
+                        "start, PGD-5 catastrophic-overfitting check)",
         "trades_beta": args.trades_beta, "shuffle": True,
         f"eval_{args.eval_attack}": describe_preset(args.eval_attack),
         "eval_pgd20": describe_preset("pgd"),
@@ -173,11 +181,11 @@ def main(argv=None):
     }
     columns = ["method", "seed", "module", "clean_acc", robust_col,
                "robust_pgd20", "robust_logit_scaled", "local_lipschitz", "train_acc",
-               "gap", "fit_s", "eval_s"]
+               "gap", "fit_s", "epoch_s", "epochs_run", "stopped_co", "eval_s"]
     summary = None
     if len(args.seeds) > 1:
         summary = summarize(records, ["clean_acc", robust_col, "robust_pgd20",
-                                      "fit_s"])
+                                      "fit_s", "epoch_s"])
     print()
     print(markdown_table(records, columns))
     if summary:
@@ -198,7 +206,10 @@ def main(argv=None):
                       else f"attack={args.eval_attack!r}")
                    + f" ({settings[f'eval_{args.eval_attack}']}); robust_pgd20: "
                    "attack='pgd'. Accuracies are fractions of the test set.",
-                   "fit_s and eval_s are wall-clock seconds."])
+                   "fit_s and eval_s are wall-clock seconds; epoch_s is the "
+                   "median of skorch's epoch timer (dur) over the epochs_run "
+                   "epochs; stopped_co: the catastrophic-overfitting check "
+                   "stopped the fit."])
         print("wrote", *paths)
     return records
 

@@ -27,12 +27,11 @@ claim.
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.model_selection import train_test_split
 
 from sklearn_robust import LangevinAdvClassifier
 from sklearn_robust.datasets import load_digits_images
-from sklearn_robust.metrics import robust_accuracy_score
+from sklearn_robust.metrics import TrainingHistoryDisplay, robust_accuracy_score
 
 X, y = load_digits_images(flat=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -55,12 +54,13 @@ for dual_step in (1e-3, 0.05, 0.5):
 # turns down once the loss has crossed it; the larger the dual step, the larger
 # the excursion. A large ``nu`` weights the clean loss heavily: compare the
 # robust accuracies in the table below.
+# :class:`~sklearn_robust.metrics.TrainingHistoryDisplay` draws any history key
+# of a fitted classifier, one axes per key.
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4))
 for step, clf in models.items():
-    epochs = np.arange(1, len(clf.history) + 1)
-    ax0.plot(epochs, clf.history[:, "dual_variable"], marker=".",
-             label=f"dual_step_size={step:g}")
-    ax1.plot(epochs, clf.history[:, "nominal_loss"], marker=".")
+    TrainingHistoryDisplay.from_estimator(
+        clf, keys=["dual_variable", "nominal_loss"], ax=[ax0, ax1], name="",
+        marker=".", label=f"dual_step_size={step:g}")
 ax1.axhline(margin, color="k", ls="--", lw=1, label=f"margin = {margin}")
 ax0.set_xlabel("epoch")
 ax0.set_ylabel("dual variable nu")

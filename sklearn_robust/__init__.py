@@ -14,6 +14,7 @@ from . import (
 )
 from .classifiers import (
     AdversarialClassifier,
+    FastAdversarialClassifier,
     GAIRATClassifier,
     GAIRTRADESClassifier,
     LangevinAdvClassifier,
@@ -25,7 +26,8 @@ from .kernels import NTKClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AdversarialClassifier", "TRADESClassifier", "LangevinAdvClassifier",
+__all__ = ["AdversarialClassifier", "TRADESClassifier", "FastAdversarialClassifier",
+           "LangevinAdvClassifier",
            "GAIRATClassifier", "GAIRTRADESClassifier", "LipschitzDropoutClassifier",
            "NTKClassifier", "NTKRobustDistiller", "TriLevelDatasetLearner", "attacks",
            "callbacks", "dataset_learning", "datasets", "kernels", "metrics", "nn",

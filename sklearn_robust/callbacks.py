@@ -2,22 +2,37 @@
 
 :class:`GAIRMonitor` records the geometry values and instance weights of
 GAIR training per epoch; :class:`LocalLipschitzMonitor` the empirical local
-Lipschitz constant and the generalisation gap (Yang et al., 2020).
+Lipschitz constant and the generalisation gap (Yang et al., 2020);
+:class:`CatastrophicOverfittingCheck` the PGD accuracy of a training batch,
+stopping and rolling back when it collapses (Wong et al., 2020).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import math
+import numbers
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback
-from skorch.utils import data_from_dataset
+from skorch.dataset import unpack_data
+from skorch.utils import data_from_dataset, to_tensor
 
+from .attacks import PGD
 from .metrics._lipschitz import empirical_local_lipschitz
-from .utils._param_validation import NON_NEGATIVE_REAL, POSITIVE_INT, validate_params
+from .utils._param_validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    Interval,
+    validate_params,
+)
+from .utils._torch import eval_mode, seed_from_random_state
 
-__all__ = ["GAIRMonitor", "LocalLipschitzMonitor"]
+__all__ = ["CatastrophicOverfittingCheck", "GAIRMonitor", "LocalLipschitzMonitor"]
 
 # GAIRMonitor's noisier keys, left out of the printed log by default
 # (``callbacks__print_log__keys_ignored`` overrides this)
@@ -221,3 +236,207 @@ class LocalLipschitzMonitor(Callback):
         net.history.record(key, value)
         self.local_lipschitz_ = value
         net.local_lipschitz_ = value
+
+
+class CatastrophicOverfittingCheck(Callback):
+    """skorch callback that stops training when its PGD accuracy collapses.
+
+    The catastrophic-overfitting check of fast adversarial training (Wong et
+    al., 2020, and the authors' ``CIFAR10/train_fgsm.py --early-stop``). At
+    the end of each epoch it attacks the first training mini-batch of that
+    epoch with PGD (``n_steps`` steps of ``step_size`` from a uniform random
+    start in the classifier's threat model, one restart, module in eval mode)
+    and measures the batch's robust accuracy. If it is below the previous
+    epoch's by more than ``threshold`` (the authors' 0.2), it restores the
+    weights (and optimizer state) saved at the end of the previous epoch, sets
+    the net's ``catastrophic_overfitting_`` to True, warns and stops training
+    as skorch's ``EarlyStopping`` does (so callbacks after it, among them the
+    printed log, skip that epoch). The first checked epoch sets the reference
+    and never fires (the authors' reference starts at 0).
+
+    :class:`~sklearn_robust.FastAdversarialClassifier` adds it to its default
+    callbacks (as ``"catastrophic_overfitting"``, set up by its ``early_stop*``
+    parameters); it works with any classifier of the library, e.g.
+    ``AdversarialClassifier(callbacks=[CatastrophicOverfittingCheck()])``.
+    Each epoch it records in ``history``:
+
+    - ``"co_robust_acc"``: the batch's PGD accuracy;
+    - ``"catastrophic_overfitting"``: whether the check fired at this epoch
+      (then the row is that of the discarded epoch: the returned weights are
+      those of the row before).
+
+    A sample counts as robust when every PGD iterate, the random start
+    included, is classified correctly: the authors' PGD stops updating a
+    sample once it is misclassified and scores the point where it stopped,
+    which is the same count. The check draws its random starts from its own
+    generator and runs without gradients on the weights, so training is the
+    same with or without it until it fires. The reference accuracy carries
+    over ``partial_fit`` calls (the weights a call starts from are those it
+    restores if its first epoch fires) and is reset when the net is
+    initialised (each ``fit``). The saved weights are dropped at the end of
+    each call, so a fitted model does not carry a copy of them.
+
+    Parameters
+    ----------
+    n_steps : int, default=5
+        PGD steps (the authors': 5).
+    step_size : float or None, default=None
+        PGD step; ``None`` uses ``eps / 4`` (the authors' 2/255 for
+        ``eps = 8/255``).
+    threshold : float, default=0.2
+        The largest drop of the batch's robust accuracy from one epoch to the
+        next that is not catastrophic overfitting (the authors': 0.2).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random starts. ``None`` uses a stream of the classifier's
+        training seed (its ``training_random_state(3)``), so each fit is
+        reproducible from the classifier's ``random_state``.
+
+    Attributes
+    ----------
+    reference_acc_ : float or None
+        The robust accuracy of the last epoch that passed the check.
+
+    See Also
+    --------
+    sklearn_robust.FastAdversarialClassifier : FGSM training with a random
+        start, which uses this check.
+
+    References
+    ----------
+    .. [1] E. Wong, L. Rice and J. Z. Kolter, "Fast is better than free:
+       Revisiting adversarial training", ICLR 2020, arXiv:2001.03994.
+
+    Examples
+    --------
+    >>> from sklearn_robust import AdversarialClassifier
+    >>> from sklearn_robust.callbacks import CatastrophicOverfittingCheck
+    >>> from sklearn_robust.datasets import load_digits_images
+    >>> X, y = load_digits_images(flat=True)
+    >>> clf = AdversarialClassifier(
+    ...     eps=0.1, n_steps=3, step_size=0.05, max_epochs=2, random_state=0,
+    ...     callbacks=[CatastrophicOverfittingCheck()]).fit(X[:300], y[:300])
+    >>> 0 <= clf.history[-1, "co_robust_acc"] <= 1
+    True
+    >>> clf.catastrophic_overfitting_
+    False
+    """
+
+    def __init__(self, *, n_steps=5, step_size=None, threshold=0.2,
+                 random_state=None):
+        self.n_steps = n_steps
+        self.step_size = step_size
+        self.threshold = threshold
+        self.random_state = random_state
+
+    _parameter_constraints = {
+        "n_steps": [POSITIVE_INT],
+        "step_size": [POSITIVE_REAL, None],
+        "threshold": [Interval(numbers.Real, 0, 1, closed="both")],
+    }
+
+    #: the offset of the check's stream among the classifier's random streams
+    _RANDOM_OFFSET = 3
+
+    def initialize(self):
+        validate_params(self)
+        self.reference_acc_ = None
+        self._saved_state = None
+        self._batch = None
+        return self
+
+    def _settings(self, net):
+        """``(n_steps, step_size, threshold)`` of this training call."""
+        return self.n_steps, self.step_size, self.threshold
+
+    def _active(self, net):
+        return True
+
+    def on_train_begin(self, net, **kwargs):
+        net.catastrophic_overfitting_ = False
+        if not self._active(net):
+            return
+        if self.random_state is None and hasattr(net, "training_random_state"):
+            self._rng = net.training_random_state(self._RANDOM_OFFSET)
+        else:
+            self._rng = np.random.RandomState(seed_from_random_state(
+                self.random_state, name=f"{type(self).__name__}: random_state"))
+        # the weights a first firing epoch of this call goes back to
+        if self.reference_acc_ is not None:
+            self._save(net)
+
+    def on_train_end(self, net, **kwargs):
+        self._saved_state = None
+        self._batch = None
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._batch = None
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training or self._batch is not None or not self._active(net):
+            return
+        X, y = unpack_data(batch)
+        if isinstance(y, Mapping):  # a sample-weighted batch: {"y": ..., ...}
+            y = y["y"]
+        self._batch = (to_tensor(X, device=net.device).detach().clone(),
+                       to_tensor(y, device=net.device).detach().clone())
+
+    def attack(self, net):
+        """The PGD of the check, in the net's threat model."""
+        n_steps, step_size, _ = self._settings(net)
+        eps = float(net.eps)
+        if step_size is None and eps > 0:  # (eps = 0: the clean accuracy)
+            step_size = eps / 4
+        return PGD(eps=eps, norm=net.norm, n_steps=n_steps, step_size=step_size,
+                   random_start=True, n_restarts=1, loss="ce",
+                   clip_min=net.clip_min, clip_max=net.clip_max,
+                   random_state=self._rng)
+
+    def robust_accuracy(self, net, X, y):
+        """The fraction of ``(X, y)`` (class codes) that every PGD iterate leaves
+        correctly classified."""
+        module = getattr(net, "attacked_module_", net.module_)
+        attack = self.attack(net)
+        X_adv, info = attack.perturb(module, X, y, return_info=True,
+                                     check_input=False)
+        with torch.no_grad(), eval_mode(module):
+            correct = module(X_adv).argmax(dim=1) == y
+        robust = correct & (info["n_correct_steps"] == attack.n_steps)
+        return float(robust.float().mean())
+
+    def _modules_and_optimizers(self, net):
+        names = [*getattr(net, "_modules", ["module"]),
+                 *getattr(net, "_criteria", []), *getattr(net, "_optimizers", [])]
+        return {name: getattr(net, name + "_") for name in dict.fromkeys(names)
+                if hasattr(getattr(net, name + "_", None), "state_dict")}
+
+    def _save(self, net):
+        self._saved_state = {name: copy.deepcopy(part.state_dict()) for name, part
+                             in self._modules_and_optimizers(net).items()}
+
+    def on_epoch_end(self, net, **kwargs):
+        if self._batch is None or not self._active(net):
+            return
+        acc = self.robust_accuracy(net, *self._batch)
+        self._batch = None
+        _, _, threshold = self._settings(net)
+        fired = (self.reference_acc_ is not None
+                 and acc - self.reference_acc_ < -threshold)
+        net.history.record("co_robust_acc", acc)
+        net.history.record("catastrophic_overfitting", bool(fired))
+        if not fired:
+            self.reference_acc_ = acc
+            self._save(net)
+            return
+        for name, part in self._modules_and_optimizers(net).items():
+            if name in self._saved_state:
+                part.load_state_dict(self._saved_state[name])
+        net.catastrophic_overfitting_ = True
+        epoch = len(net.history)
+        warnings.warn(
+            f"{type(net).__name__}: catastrophic overfitting at epoch {epoch}: the "
+            f"PGD accuracy of a training batch fell from {self.reference_acc_:.3f} "
+            f"to {acc:.3f} (by more than {threshold:g}); the weights of epoch "
+            f"{epoch - 1} are restored and training stops. A smaller step_size "
+            "(alpha) or learning rate usually avoids it.", UserWarning,
+            stacklevel=2)
+        raise KeyboardInterrupt

@@ -33,6 +33,7 @@ def _classifiers():
     return {"natural": (c.AdversarialClassifier, {"eps": 0.0}),
             "pgd-at": (c.AdversarialClassifier, {}),
             "trades": (c.TRADESClassifier, {}),
+            "fast-at": (c.FastAdversarialClassifier, {}),
             "gairat": (c.GAIRATClassifier, {}),
             "gair-trades": (c.GAIRTRADESClassifier, {}),
             "dale": (c.LangevinAdvClassifier, {}),

@@ -18,8 +18,9 @@ def test_run_methods(results_in_tmp):
     from benchmarks import run_methods
 
     records = run_methods.main(SMALL + ["--epochs", "1", "--seeds", "0", "--methods",
-                                        "natural", "gairat", "--eval-attack", "pgd"])
-    assert {r["method"] for r in records} == {"natural", "gairat"}
+                                        "natural", "gairat", "fast_at",
+                                        "--eval-attack", "pgd"])
+    assert {r["method"] for r in records} == {"natural", "gairat", "fast_at"}
     assert sorted(p.suffix for p in results_in_tmp.iterdir()) == [".json", ".md"]
 
 
@@ -87,3 +88,15 @@ def test_to_rgb32():
     assert reference_shape((64,)) == (1, 8, 8)
     assert reference_shape((10,)) == (1, 1, 10)
     assert reference_shape((3, 32, 32)) == (3, 32, 32)
+
+
+def test_precision(results_in_tmp):
+    from benchmarks import precision
+
+    records = precision.main(SMALL + ["--epochs", "2", "--steps", "2", "--attack",
+                                      "pgd", "--train-precisions", "fp32", "bf16",
+                                      "--eval-precisions", "fp32", "bf16"])
+    assert [(r["stage"], r["precision"]) for r in records] == [
+        ("train", "fp32"), ("train", "bf16"), ("evaluate", "fp32"),
+        ("evaluate", "bf16")]
+    assert all("time_vs_fp32" in r for r in records)

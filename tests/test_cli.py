@@ -34,6 +34,16 @@ def test_train_saves_a_fitted_classifier(model_file, capsys):
     assert model.n_features_in_ == 64
 
 
+def test_train_fast_at(tmp_path, capsys):
+    path = tmp_path / "fast.pkl"
+    assert main(["train", "fast-at", "--n-train", "300", "--epochs", "2",
+                 "--param", "module__hidden_layer_sizes=(16,)", "--out",
+                 str(path)]) == 0
+    with open(path, "rb") as f:
+        model = pickle.load(f)
+    assert model.attack_.n_steps == 1 and len(model.history) == 2
+
+
 def test_evaluate_prints_the_table_and_writes_json_and_curve(model_file, tmp_path,
                                                              capsys):
     out_json, out_png = tmp_path / "r.json", tmp_path / "c.png"

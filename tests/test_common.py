@@ -43,6 +43,7 @@ from sklearn_robust.attacks import (
 from sklearn_robust.classifiers import (
     AdversarialClassifier,
     BaseAdversarialClassifier,
+    FastAdversarialClassifier,
     GAIRATClassifier,
     GAIRTRADESClassifier,
     LangevinAdvClassifier,
@@ -78,6 +79,9 @@ INIT_PARAMS = {
     # scikit-learn's common checks
     AdversarialClassifier: FAST_CLASSIFIER,
     TRADESClassifier: FAST_CLASSIFIER,
+    # one FGSM step (n_steps must be 1); the catastrophic-overfitting check on
+    FastAdversarialClassifier: [dict(**OPEN_BOX, max_epochs=2, eps=0.1,
+                                     random_state=0)],
     GAIRATClassifier: FAST_CLASSIFIER,
     GAIRTRADESClassifier: FAST_CLASSIFIER,
     LangevinAdvClassifier: FAST_CLASSIFIER,

@@ -90,6 +90,11 @@ class AccelerateMixin(_SkorchAccelerateMixin):
     def initialize(self):
         """The classifier's own initialisation (e.g. DALE's dual variable), then
         the accelerator's preparation of the network, criterion and optimizer."""
+        if self.precision != "fp32":
+            raise ValueError(
+                f"{type(self).__name__}: with Accelerate, set the precision on the "
+                f"accelerator (Accelerator(mixed_precision='{self.precision}')), not "
+                f"precision={self.precision!r}.")
         super(_SkorchAccelerateMixin, self).initialize()
         self._initialize_accelerator()
         return self

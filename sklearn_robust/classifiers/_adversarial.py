@@ -63,6 +63,7 @@ class AdversarialClassifier(BaseAdversarialClassifier):
         Start PGD from a uniform point of the ball.
     %(clip_box)s
     %(preprocessor)s
+    %(precision)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack (e.g. ``PGD(loss="cw")``); it keeps its
         own procedure and takes ``eps``, ``norm`` and the clip box from the

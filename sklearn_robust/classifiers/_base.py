@@ -36,13 +36,26 @@ from ..utils._param_validation import (
     THREAT_CONSTRAINTS,
     HasMethods,
     Options,
+    StrOptions,
     TorchDevice,
     validate_parameter_constraints,
     validate_params,
 )
 from ..utils._sklearn_private import check_sample_weight
-from ..utils._torch import MAX_SEED, derive_seed, fork_rng, seed_from_random_state
-from ..utils._validation import as_contiguous, check_clip_box, check_in_box
+from ..utils._torch import (
+    MAX_SEED,
+    PRECISIONS,
+    autocast,
+    derive_seed,
+    fork_rng,
+    seed_from_random_state,
+)
+from ..utils._validation import (
+    as_contiguous,
+    check_clip_box,
+    check_in_box,
+    looks_standardised,
+)
 from ..utils._views import transformer_view
 
 __all__ = ["BaseAdversarialClassifier"]
@@ -296,7 +309,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  optimizer=torch.optim.Adam, lr=1e-3, max_epochs=10, batch_size=128,
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
-                 attack=None, random_state=None, preprocessor=None, **kwargs):
+                 attack=None, random_state=None, preprocessor=None, precision="fp32",
+                 **kwargs):
         # shuffle the training batches unless told otherwise (skorch does not)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -312,6 +326,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.attack = attack
         self.random_state = random_state
         self.preprocessor = preprocessor
+        self.precision = precision
 
     #: Slice training batches from in-memory arrays (see :meth:`get_iterator`);
     #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
@@ -355,6 +370,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "step_size": [POSITIVE_REAL, None],
         "attack": ATTACK_CONSTRAINT,
         "preprocessor": [HasMethods(["fit", "transform"]), None],
+        "precision": [StrOptions(set(PRECISIONS))],
         # skorch's own parameters, which skorch does not check
         "batch_size": _BATCH_SIZE,
         "max_epochs": [NON_NEGATIVE_INT],
@@ -387,13 +403,17 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """
         return self.pgd_attack()
 
-    def pgd_attack(self, *, loss="ce", random_start=None, **overrides):
+    def pgd_attack(self, *, loss="ce", random_start=None, warn_reach=True,
+                   **overrides):
         """A :class:`~sklearn_robust.attacks.PGD` with the classifier's threat model.
 
         ``eps``, ``norm``, ``n_steps``, ``step_size``, ``random_start`` and the
         clip box come from the classifier; ``random_start`` and ``overrides``
         (e.g. ``n_steps``) replace them. ``loss="kl", random_start="normal"`` is
-        the TRADES attack.
+        the TRADES attack. Unless ``warn_reach`` is False, a UserWarning says
+        when ``n_steps * step_size < eps`` (the steps cannot reach the edge of
+        the ball from ``x``); single-step methods from a random start, where the
+        step length is a choice of the method, turn it off.
         """
         params = dict(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
                       step_size=self.step_size,
@@ -402,7 +422,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                       loss=loss, clip_min=self.clip_min, clip_max=self.clip_max)
         params.update(overrides)
         steps, size = params["n_steps"], params["step_size"]
-        if (size is not None and params["eps"] and isinstance(steps, numbers.Integral)
+        if (warn_reach and size is not None and params["eps"]
+                and isinstance(steps, numbers.Integral)
                 and isinstance(size, numbers.Real) and steps * size < params["eps"]):
             warnings.warn(
                 f"{type(self).__name__}: the training attack's {steps} steps of "
@@ -494,8 +515,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         Xi, yi = unpack_data(batch)
         Xi = to_tensor(Xi, device=self.device)
         yi, sample_weight = _unpack_target(to_tensor(yi, device=self.device))
-        loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
-                                        **fit_params)
+        with autocast(self.precision, Xi.device):
+            loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
+                                            **fit_params)
         if not torch.isfinite(loss):
             # as scikit-learn's SGD estimators: a diverged fit is an error, not a
             # model of NaN weights
@@ -508,9 +530,33 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         return {"loss": loss, "y_pred": y_pred}
 
     def backward(self, loss):
-        """Back-propagate a batch's loss (``loss.backward()``; Accelerate's own
-        ``backward`` under :class:`AccelerateMixin`)."""
-        loss.backward()
+        """Back-propagate a batch's loss (``loss.backward()``, scaled by the
+        gradient scaler with ``precision="fp16"``; Accelerate's own ``backward``
+        under :class:`AccelerateMixin`)."""
+        scaler = getattr(self, "grad_scaler_", None)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def _step_optimizer(self, step_fn):
+        """skorch's optimizer step; with ``precision="fp16"`` the gradient scaler's
+        (unscale, skip the step on inf/NaN gradients, update the scale)."""
+        scaler = getattr(self, "grad_scaler_", None)
+        if scaler is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()
+        for name in self._optimizers:
+            scaler.step(getattr(self, name + "_"))
+        scaler.update()
+        return None
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """skorch's optimizer, and ``grad_scaler_`` for ``precision="fp16"``."""
+        super().initialize_optimizer(*args, **kwargs)
+        if self.precision == "fp16":
+            device = torch.device(self.device or "cpu").type
+            self.grad_scaler_ = torch.amp.GradScaler(device)
+        elif hasattr(self, "grad_scaler_"):
+            del self.grad_scaler_
+        return self
 
     # ---------------------------------------------------------- sample weights
     @staticmethod
@@ -680,15 +726,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """Warn when ``X`` looks standardised and the clip box is open (see
         :class:`~sklearn_robust.exceptions.ThreatModelWarning`)."""
         if (self.preprocessor is not None or self.clip_min is not None
-                or self.clip_max is not None or not self.eps or len(X) < 2):
+                or self.clip_max is not None or not self.eps):
             return
-        flat = X.reshape(len(X), -1).astype(np.float64)
-        std = flat.std(axis=0)
-        varying = std > 1e-8
-        if not varying.any():
-            return
-        mean, std = flat.mean(axis=0)[varying], std[varying]
-        if np.mean((np.abs(mean) < 0.05) & (np.abs(std - 1) < 0.05)) >= 0.9:
+        if looks_standardised(X):
             warnings.warn(
                 f"{type(self).__name__} is trained on inputs that look standardised "
                 f"(zero mean, unit variance per feature) with an open clip box, so "
@@ -711,8 +751,9 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def _check_fit_data(self, X, y, sample_weight, reset, classes=None):
         """Validate parameters and training data once per ``fit``/``partial_fit``.
 
-        ``classes`` (``partial_fit``'s) fixes the classes at the first call and
-        must repeat them at later ones. Returns ``X``, ``y`` and
+        ``classes`` (``partial_fit``'s, else skorch's constructor parameter
+        ``classes``) fixes the classes at the first call and must repeat them at
+        later ones. Returns ``X``, ``y`` and
         ``sample_weight`` (None, or float32 weights).
         """
         self._check_params()
@@ -730,6 +771,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, dtype=np.float32,
                                                 ensure_non_negative=True)
+        if classes is None and getattr(self, "classes", None) is not None:
+            classes = self.classes  # skorch's constructor parameter, as partial_fit's
         if classes is not None:
             classes = self._check_classes(classes, reset)
             outside = np.setdiff1d(np.unique(y), classes)

@@ -120,6 +120,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         unused. In both cases ``l_nom = criterion(f(x), y)``.
     %(clip_box)s
     %(preprocessor)s
+    %(precision)s
     attack : attack instance or None, default=None
         Replaces the training attack; it takes ``eps``, ``norm`` and the clip box
         from the classifier.

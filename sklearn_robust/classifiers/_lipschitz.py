@@ -237,6 +237,7 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
         and LLR always start from ``x + 0.001 * N(0, I)``.
     %(clip_box)s
     %(preprocessor)s
+    %(precision)s
     attack : attack instance or None, default=None
         Replaces the training attack of TRADES, AT, RST or LLR; it takes ``eps``,
         ``norm`` and the clip box from the classifier. Must be None for ``"gr"``.

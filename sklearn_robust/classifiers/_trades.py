@@ -77,6 +77,7 @@ class TRADESClassifier(BaseAdversarialClassifier):
         ``2.5 * eps / n_steps``.
     %(clip_box)s
     %(preprocessor)s
+    %(precision)s
     attack : attack instance or None, default=None
         Replaces the KL attack; it takes ``eps``, ``norm`` and the clip box from
         the classifier.

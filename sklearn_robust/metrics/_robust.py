@@ -18,9 +18,10 @@ from ..exceptions import BlackBoxAttackWarning, ThreatModelWarning
 from ..utils._param_validation import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
+    StrOptions,
     validate_function_params,
 )
-from ..utils._torch import flat_norm
+from ..utils._torch import PRECISIONS, autocast, flat_norm
 from ..utils._validation import (
     check_clip_box,
     check_eps,
@@ -29,7 +30,7 @@ from ..utils._validation import (
     check_norm,
     check_sample_weight,
 )
-from ..utils._views import get_score_view, get_torch_view, transformer_view
+from ..utils._views import TorchView, get_score_view, get_torch_view, transformer_view
 from ._report import RobustnessReport
 
 __all__ = ["RobustScorer", "make_robust_scorer", "robust_accuracy_score",
@@ -132,10 +133,11 @@ def check_scoring_data(estimator, X, y=None, *, clip_min, clip_max, labels=True)
 
 
 @validate_function_params({"batch_size": [POSITIVE_INT], "verbose": [NON_NEGATIVE_INT],
-                           "n_jobs": [Integral, None]})
+                           "n_jobs": [Integral, None],
+                           "precision": [StrOptions(set(PRECISIONS))]})
 def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
                       clip_max=1.0, batch_size=256, random_state=0, verbose=0,
-                      n_jobs=None):
+                      n_jobs=None, precision="fp32"):
     """Evaluate robustness per sample and per attack, with what each attack cost.
 
     The attacks run as a worst-case cascade, as in :func:`robust_accuracy_score`
@@ -179,6 +181,12 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
         with the same seeds, so attacks with random starts draw other starts
         than a serial run; deterministic attacks give the same result. The
         per-attack times of a sharded report are summed over the shards.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Numeric precision of the model's forward passes during the attacks:
+        float32, or :func:`torch.autocast` to bfloat16 or float16 (the logits come
+        back in float32, the attacks' arithmetic stays in float32). Coarser
+        gradients can weaken the attacks: trust a lower precision only where its
+        robust accuracy matches float32's (``benchmarks/throughput.py``).
 
     Returns
     -------
@@ -223,6 +231,8 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
         attacks = _black_box_attacks(estimator, attacks, attack, exc, threat)
         black_box = True
     view.resolve_classes(X)
+    if precision != "fp32":
+        view = TorchView(_Autocast(view.module, precision), view.classes)
     n_shards = 1 if n_jobs is None else min(effective_n_jobs(n_jobs), len(X))
     shards = np.array_split(np.arange(len(X)), n_shards)
     run = delayed(_report_on_view)
@@ -234,6 +244,20 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
     report.black_box = black_box
     report.wall_time = time.perf_counter() - start
     return report
+
+
+class _Autocast(torch.nn.Module):
+    """``module`` run under :func:`torch.autocast` to ``precision``; float32 logits."""
+
+    def __init__(self, module, precision):
+        super().__init__()
+        self.module = module
+        self.precision = precision
+
+    def forward(self, x):
+        with autocast(self.precision, x.device):
+            out = self.module(x)
+        return out.float() if out.is_floating_point() else out
 
 
 def _warn_if_trained_in_other_units(estimator):
@@ -260,7 +284,8 @@ def _warn_if_trained_in_other_units(estimator):
 
 
 def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0.0,
-                   clip_max=1.0, batch_size=256, random_state=0, verbose=0):
+                   clip_max=1.0, batch_size=256, random_state=0, verbose=0,
+                   precision="fp32"):
     """Per-sample robustness: True where the prediction is right under every attack.
 
     Attacks run as a cascade: each one only sees the points still classified
@@ -277,7 +302,7 @@ def robust_correct(estimator, X, y, *, eps, norm="linf", attack=None, clip_min=0
     return robustness_report(estimator, X, y, eps=eps, norm=norm, attack=attack,
                              clip_min=clip_min, clip_max=clip_max,
                              batch_size=batch_size, random_state=random_state,
-                             verbose=verbose).robust
+                             verbose=verbose, precision=precision).robust
 
 
 def _report_on_view(view, X, y, attacks, *, eps, norm, clip_min, clip_max, batch_size,
@@ -350,7 +375,8 @@ def _robust_correct_on_view(view, X, y, attacks, *, clip_min, clip_max, batch_si
 
 def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
                           clip_min=0.0, clip_max=1.0, batch_size=256,
-                          sample_weight=None, random_state=0, verbose=0):
+                          sample_weight=None, random_state=0, verbose=0,
+                          precision="fp32"):
     """Accuracy of a fitted estimator under adversarial attack.
 
     Parameters
@@ -395,6 +421,9 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     verbose : int, default=0
         If > 0, print the clean accuracy and the robust accuracy after each attack
         with its time, with a progress bar per attack when tqdm is installed.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Numeric precision of the model during the attacks (see
+        :func:`robustness_report`).
 
     Returns
     -------
@@ -418,7 +447,7 @@ def robust_accuracy_score(estimator, X, y, *, eps, norm="linf", attack=None,
     correct = robust_correct(estimator, X, y, eps=eps, norm=norm, attack=attack,
                              clip_min=clip_min, clip_max=clip_max,
                              batch_size=batch_size, random_state=random_state,
-                             verbose=verbose)
+                             verbose=verbose, precision=precision)
     return float(np.average(correct,
                             weights=check_sample_weight(sample_weight, len(correct))))
 
@@ -440,7 +469,7 @@ class RobustScorer:
     """
 
     def __init__(self, *, eps, norm="linf", attack=None, clip_min=0.0, clip_max=1.0,
-                 batch_size=256, random_state=0, verbose=0):
+                 batch_size=256, random_state=0, verbose=0, precision="fp32"):
         check_eps(eps)
         check_norm(norm)
         check_clip_box(clip_min, clip_max)
@@ -452,13 +481,15 @@ class RobustScorer:
         self.batch_size = batch_size
         self.random_state = random_state
         self.verbose = verbose
+        self.precision = precision
 
     def __call__(self, estimator, X, y, sample_weight=None):
         return robust_accuracy_score(
             estimator, X, y, eps=self.eps, norm=self.norm, attack=self.attack,
             clip_min=self.clip_min, clip_max=self.clip_max, batch_size=self.batch_size,
             sample_weight=sample_weight, random_state=self.random_state,
-            verbose=getattr(self, "verbose", 0))
+            verbose=getattr(self, "verbose", 0),
+            precision=getattr(self, "precision", "fp32"))
 
     def __repr__(self):
         extra = "" if self.attack is None else f", attack={self.attack!r}"
@@ -466,7 +497,7 @@ class RobustScorer:
 
 
 def make_robust_scorer(*, eps, norm="linf", attack=None, clip_min=0.0, clip_max=1.0,
-                       batch_size=256, random_state=0, verbose=0):
+                       batch_size=256, random_state=0, verbose=0, precision="fp32"):
     """Make a robust-accuracy scorer for model selection and monitoring.
 
     Parameters are those of :func:`robust_accuracy_score`.
@@ -487,4 +518,5 @@ def make_robust_scorer(*, eps, norm="linf", attack=None, clip_min=0.0, clip_max=
     """
     return RobustScorer(eps=eps, norm=norm, attack=attack, clip_min=clip_min,
                         clip_max=clip_max, batch_size=batch_size,
-                        random_state=random_state, verbose=verbose)
+                        random_state=random_state, verbose=verbose,
+                        precision=precision)

@@ -67,6 +67,15 @@ FRAGMENTS = {
             layer of ``module_``. Putting the scaler in a ``Pipeline`` before the
             classifier instead would train with the attack in scaled units while
             the scorers attack the pipeline's raw inputs.''',
+    "precision": '''
+        precision : {"fp32", "bf16", "fp16"}, default="fp32"
+            Numeric precision of training, attack included: float32, or
+            :func:`torch.autocast` to bfloat16 or float16 (matrix products and
+            convolutions in the lower precision, losses in float32; float16 adds
+            a gradient scaler, ``grad_scaler_``). Predictions stay in float32;
+            the scorers take a ``precision`` of their own. Check the robust
+            accuracy of a lower precision beside its time
+            (``benchmarks/throughput.py``).''',
     "device": '''
         device : str or torch.device, default="cpu"
             Device of the computation.''',

@@ -10,8 +10,24 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["eval_mode", "make_generator", "as_tensor", "seed_from_random_state",
+__all__ = ["autocast", "PRECISIONS", "eval_mode", "make_generator", "as_tensor",
+           "seed_from_random_state",
            "fork_rng", "derive_seed", "flat_norm", "per_sample"]
+
+
+#: Numeric precisions of training and evaluation: float32, or autocast to bfloat16
+#: or float16 (float16 training adds a gradient scaler).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision, device):
+    """:func:`torch.autocast` to ``precision``'s dtype on ``device`` (a no-op for
+    ``"fp32"``): matrix products and convolutions run in the lower precision,
+    reductions and losses in float32."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,8 @@ import torch
 
 __all__ = ["check_eps", "check_norm", "check_clip_box", "check_in_box",
            "check_finite_tensor", "check_float_tensor", "check_class_codes",
-           "check_logits", "check_sample_weight", "as_contiguous", "FLOAT32_MAX"]
+           "check_logits", "check_sample_weight", "as_contiguous", "FLOAT32_MAX",
+           "looks_standardised"]
 
 NORMS = ("linf", "l2", "l1")
 
@@ -68,10 +69,32 @@ def check_in_box(X, clip_min, clip_max, *, name="X", atol=1e-6):
         lo, hi = (float(X.min()), float(X.max())) if X.size else (0.0, 0.0)
     if (clip_min is not None and lo < clip_min - atol) or (
             clip_max is not None and hi > clip_max + atol):
+        hint = ""
+        if looks_standardised(X):
+            hint = (" The values look standardised (mean 0, unit variance per "
+                    "feature): an eps meant for pixels would then be measured in "
+                    "standard deviations. Keep the raw pixels and put the "
+                    "normalisation inside the model (sklearn_robust.nn.Normalize, "
+                    "or a classifier's preprocessor=).")
         raise ValueError(
             f"{name} has values in [{lo:.4g}, {hi:.4g}], outside the clip range "
             f"[{clip_min}, {clip_max}] of the threat model. Scale the data into the "
-            "range (e.g. pixels / 255) or set clip_min/clip_max (None = unbounded).")
+            "range (e.g. pixels / 255) or set clip_min/clip_max (None = unbounded)."
+            + hint)
+
+
+def looks_standardised(X, tol=0.1):
+    """True when most varying features have mean ~0 and standard deviation ~1."""
+    flat = (X.detach().cpu().numpy() if isinstance(X, torch.Tensor)
+            else np.asarray(X)).reshape(len(X), -1).astype(np.float64)
+    if len(flat) < 2:
+        return False
+    std = flat.std(axis=0)
+    varying = std > 1e-8
+    if not varying.any():
+        return False
+    mean, std = flat.mean(axis=0)[varying], std[varying]
+    return bool(np.mean((np.abs(mean) < tol) & (np.abs(std - 1) < tol)) >= 0.9)
 
 
 def check_finite_tensor(X, name="X"):

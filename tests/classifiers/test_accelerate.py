@@ -141,3 +141,11 @@ def test_two_processes_share_the_batches(tmp_path):
     # 2 epochs of 256 rows, split between the two processes
     assert [r["rows"] for r in ranks] == [256, 256]
     assert ranks[0]["weights"] == ranks[1]["weights"]
+
+
+def test_precision_belongs_to_the_accelerator(data):
+    X, y = data
+    cls, _ = _accelerated(AdversarialClassifier)
+    with pytest.raises(ValueError, match="mixed_precision='bf16'"):
+        cls(accelerator=accelerate.Accelerator(cpu=True), device=None,
+            precision="bf16", **KW).fit(X, y)

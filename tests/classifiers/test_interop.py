@@ -102,3 +102,13 @@ def test_a_training_attack_too_short_for_eps_warns(frame):
         warnings.simplefilter("error", UserWarning)
         AdversarialClassifier(eps=0.15, n_steps=5, step_size=None,
                               max_epochs=1).fit(df, y)
+
+
+def test_constructor_classes_fix_the_classes(frame):
+    df, y = frame
+    labels = np.arange(12)  # two labels that y never shows
+    clf = AdversarialClassifier(**FAST, classes=labels).fit(df, y)
+    np.testing.assert_array_equal(clf.classes_, labels)
+    assert clf.predict_proba(df).shape == (len(df), 12)
+    with pytest.raises(ValueError, match="not in classes"):
+        AdversarialClassifier(**FAST, classes=[0, 1]).fit(df, y)

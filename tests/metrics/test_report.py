@@ -222,3 +222,14 @@ def test_concatenate_checks_the_attacks(linear):
     with pytest.raises(ValueError, match="different attacks"):
         RobustnessReport.concatenate([a, b])
     assert RobustnessReport.concatenate([a]) is a
+
+
+def test_standardised_inputs_are_named_in_the_box_error(linear):
+    from sklearn.preprocessing import StandardScaler
+
+    clf, X, y = linear
+    with pytest.raises(ValueError, match=r"look standardised.*Normalize"):
+        robust_accuracy_score(clf, StandardScaler().fit_transform(X), y, eps=0.1)
+    with pytest.raises(ValueError, match="clip range") as exc:
+        robust_accuracy_score(clf, X + 1.5, y, eps=0.1)
+    assert "standardised" not in str(exc.value)

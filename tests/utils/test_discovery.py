@@ -11,7 +11,8 @@ from sklearn_robust import attacks, classifiers, dataset_learning, kernels
 from sklearn_robust.attacks import BaseAttack
 from sklearn_robust.utils.discovery import all_attacks, all_estimators
 
-CLASSIFIERS = {"AdversarialClassifier", "TRADESClassifier", "GAIRATClassifier",
+CLASSIFIERS = {"AdversarialClassifier", "TRADESClassifier", "FastAdversarialClassifier",
+               "GAIRATClassifier",
                "GAIRTRADESClassifier", "LangevinAdvClassifier",
                "LipschitzDropoutClassifier", "NTKClassifier"}
 TRANSFORMERS = {"NTKRobustDistiller", "RobustFeatureDataset", "TriLevelDatasetLearner"}

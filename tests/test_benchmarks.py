@@ -100,3 +100,33 @@ def test_precision(results_in_tmp):
         ("train", "fp32"), ("train", "bf16"), ("evaluate", "fp32"),
         ("evaluate", "bf16")]
     assert all("time_vs_fp32" in r for r in records)
+
+
+def test_scaling(results_in_tmp):
+    from benchmarks import scaling
+
+    out = scaling.main(SMALL + [
+        "--repeats", "1", "--memory", "inprocess",
+        "--kernel-sizes", "20x30", "--depths", "1", "2", "--dtypes", "float64",
+        "--step-sizes", "40x20", "--attack-steps", "2",
+        "--fit-settings", "50x20", "--fit-steps", "2",
+        "--inner-steps", "1", "3", "--tri-steps", "2",
+        "--widths", "32", "64", "--emp-depths", "1", "--emp-n", "4",
+        "--emp-seeds", "2"])
+    assert set(out) == set(scaling.PARTS)
+    assert {(r["kind"], r["depth"]) for r in out["kernel"]} == {
+        ("cross", 1), ("sym", 1), ("cross", 2), ("sym", 2)}
+    assert all(r["forward_s"] > 0 and r["backward_s"] > 0 for r in out["kernel"])
+    step = out["distiller"][0]
+    assert step["forward_s"] == pytest.approx(
+        step["fwd_kernel_bb_s"] + step["fwd_solve_s"] + step["fwd_kernel_tb_s"]
+        + step["fwd_loss_s"])
+    fit = out["distiller_fit"][0]
+    assert fit["n_rows"] == 200 and len(fit["step_s_all"]) == 2
+    assert [r["inner_steps"] for r in out["trilevel"]] == [1, 3]
+    assert all(0 < r["rel_error_mean"] < 1 for r in out["empirical"])
+    names = [p.name for p in results_in_tmp.iterdir()]
+    for part in scaling.PARTS:
+        suffixes = sorted(n.rsplit(".", 1)[1] for n in names
+                          if n.startswith(f"scaling_{part}_digits_cpu_"))
+        assert suffixes == ["json", "md", "png"], (part, names)

@@ -26,7 +26,7 @@ from ..utils._validation import check_finite_tensor, check_float_tensor
 __all__ = ["FCKernel", "fc_kernel"]
 
 # Correlations are clamped to [-1 + _CLAMP, 1 - _CLAMP] for the *gradient* of
-# arccos and sqrt(1 - c^2); values use the exact correlation (see _arccos_sqrt).
+# arccos and sqrt(1 - c^2); values use the exact correlation (see relu_step).
 _CLAMP = 1e-7
 # Floor of a variance before its square root (zero-variance inputs stay finite).
 _TINY = 1e-30
@@ -130,24 +130,119 @@ def _check_output(kernel, values, X1, X2):
 
 
 # ------------------------------------------------------------ shared algebra
-def _arccos_sqrt(c):
-    """``theta = arccos(c)`` and ``sin(theta) = sqrt(1 - c^2)``, safe to differentiate.
+_INV_2PI = 1.0 / (2 * math.pi)
 
-    Values are exact for ``c`` clipped to ``[-1, 1]``. Gradients are those of the
-    functions evaluated at ``c`` clamped to ``[-1 + 1e-7, 1 - 1e-7]``: finite
-    everywhere, exact away from the end points and zero at ``|c| = 1`` (identical
-    or opposite inputs, where the kernel has a cone and no derivative).
+
+def _relu_values(nngp, ntk, std1, std2, same, unit_diagonal):
+    """The ReLU step's values and what its backward needs: ``c``, ``sin t``, ``u``.
+
+    ``c = nngp / (std1 std2)`` (exactly 1 where ``same`` and, with
+    ``unit_diagonal``, on the diagonal), ``t = arccos(c)`` and ``sin t`` of ``c``
+    clipped to ``[-1, 1]``, ``u = (pi - t) / (2 pi)``.
     """
+    root = std1 * std2
+    c = nngp / root
+    if same is not None:
+        c = torch.where(same, torch.ones_like(c), c)
+    if unit_diagonal:
+        c.diagonal().fill_(1.0)     # c is a fresh tensor
     exact = c.clamp(-1.0, 1.0)
-    if not (torch.is_grad_enabled() and c.requires_grad):
-        return torch.arccos(exact), torch.sqrt((1.0 - exact) * (1.0 + exact))
-    safe = c.clamp(-1.0 + _CLAMP, 1.0 - _CLAMP)
-    theta = torch.arccos(safe)
-    sin = torch.sqrt((1.0 - safe) * (1.0 + safe))
-    with torch.no_grad():
-        theta_fix = torch.arccos(exact) - theta
-        sin_fix = torch.sqrt((1.0 - exact) * (1.0 + exact)) - sin
-    return theta + theta_fix, sin + sin_fix
+    sin = torch.sqrt((1.0 - exact) * (1.0 + exact))
+    # u = (pi - t) / (2 pi); (pi - t) cos t * root == (pi - t) * nngp keeps the
+    # derivative in nngp exact
+    u = torch.arccos(exact).mul_(-_INV_2PI).add_(0.5)
+    new_nngp = torch.addcmul(sin.mul(root).mul_(_INV_2PI), u, nngp)
+    new_ntk = None if ntk is None else ntk * u
+    return new_nngp, new_ntk, c, sin, u
+
+
+class _ReluStep(torch.autograd.Function):
+    """:func:`relu_step` with a closed-form backward (one pass, few temporaries).
+
+    With ``root = std1 std2``, ``K' = root sin(t) / (2 pi) + u K`` and
+    ``Theta' = Theta u``, the chain rule through ``c = K / root`` cancels the
+    derivatives of ``sin t`` and ``u`` in ``K'`` (``dK'/dK = u``,
+    ``dK'/droot = sin t / (2 pi)``), leaving for the cotangents ``gK'``, ``gTheta'``:
+
+    - ``grad_K = gK' u + a``, ``grad_root = gK' sin t / (2 pi) - a c``,
+      ``grad_Theta = gTheta' u``, with ``a = gTheta' Theta / (2 pi sin t root)``
+      where ``-1 + 1e-7 <= c <= 1 - 1e-7`` and 0 elsewhere (where ``c`` is
+      forced to 1, and where the arccos has an infinite slope: the gradient of
+      the correlation clamped to that interval, as the autograd implementation
+      of the same formulas gave);
+    - ``grad_std1 = sum(grad_root std2)`` over the broadcast dimensions, and
+      ``grad_std2`` likewise.
+
+    Written in the ``setup_context`` style with ``generate_vmap_rule`` so that it
+    works under ``torch.func`` transforms. First derivatives only.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(nngp, ntk, std1, std2, same, unit_diagonal):
+        return _relu_values(nngp, ntk, std1, std2, same, unit_diagonal)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, ntk, std1, std2, _, _ = inputs
+        _, _, c, sin, u = output
+        ctx.mark_non_differentiable(c, sin, u)
+        ctx.save_for_backward(ntk, std1, std2, c, sin, u)
+
+    @staticmethod
+    def backward(ctx, g_nngp, g_ntk, _g_c, _g_sin, _g_u):
+        ntk, std1, std2, c, sin, u = ctx.saved_tensors
+        need_nngp, need_ntk, need_std1, need_std2 = ctx.needs_input_grad[:4]
+        grad_nngp = g_nngp * u
+        grad_root = g_nngp * sin * _INV_2PI
+        grad_ntk = None
+        if ntk is not None and g_ntk is not None:
+            if need_ntk:
+                grad_ntk = g_ntk * u
+            inner = (c >= -1.0 + _CLAMP) & (c <= 1.0 - _CLAMP)
+            root = std1 * std2
+            a = torch.where(inner, g_ntk * ntk * _INV_2PI
+                            / (torch.where(inner, sin, torch.ones_like(sin)) * root),
+                            torch.zeros_like(sin))
+            grad_nngp = grad_nngp + a
+            grad_root = grad_root - a * c
+        grad_std1 = (grad_root * std2).sum_to_size(std1.shape) if need_std1 else None
+        grad_std2 = (grad_root * std1).sum_to_size(std2.shape) if need_std2 else None
+        return (grad_nngp if need_nngp else None), grad_ntk, grad_std1, grad_std2, \
+            None, None
+
+
+class _Gram(torch.autograd.Function):
+    """``X @ X.T`` whose backward is one matrix product, ``(G + G^T) @ X``.
+
+    Autograd of ``X @ X.T`` multiplies twice (once for each factor): twice the
+    forward's cost for the support kernel ``k(X_s)`` of the dataset learners.
+    ``setup_context`` style with ``generate_vmap_rule`` (works under
+    ``torch.func``); first derivatives only.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(X):
+        return X @ X.mT
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, G):
+        (X,) = ctx.saved_tensors
+        return (G + G.mT) @ X
+
+
+def _gram(X):
+    """``X @ X.T``, with the one-product backward of :class:`_Gram` when needed."""
+    if torch.is_grad_enabled() and (X.requires_grad or _functorch_active()):
+        return _Gram.apply(X)
+    return X @ X.mT
 
 
 def relu_step(nngp, ntk, std1, std2, same=None, *, unit_diagonal=False):
@@ -172,20 +267,23 @@ def relu_step(nngp, ntk, std1, std2, same=None, *, unit_diagonal=False):
     nngp, ntk : Tensor
         ``std1 std2 (sin t + (pi - t) cos t) / (2 pi)`` and
         ``ntk (pi - t) / (2 pi)`` with ``t = arccos(nngp / (std1 std2))``.
+
+    Notes
+    -----
+    Values are exact for the correlation clipped to ``[-1, 1]``. Gradients (a
+    closed-form backward, :class:`_ReluStep`) are those of the formulas with
+    the correlation clamped to ``[-1 + 1e-7, 1 - 1e-7]`` inside ``arccos`` and
+    ``sqrt(1 - c^2)``: finite everywhere, exact away from the end points and
+    zero along the correlation at ``|c| = 1`` (identical or opposite inputs,
+    where the kernel has a cone and no derivative).
     """
-    root = std1 * std2
-    c = nngp / root
-    if same is not None:
-        c = torch.where(same, torch.ones_like(c), c)
-    if unit_diagonal:
-        c.diagonal().fill_(1.0)     # c is a fresh tensor; div does not save it
-    theta, sin = _arccos_sqrt(c)
-    # u = (pi - t) / (2 pi); (pi - t) cos t * root == (pi - t) * nngp keeps the
-    # derivative in nngp exact
-    u = theta.mul(-1.0 / (2 * math.pi)).add_(0.5)
-    new_nngp = torch.addcmul(sin.mul(root).mul_(1.0 / (2 * math.pi)), u, nngp)
-    new_ntk = None if ntk is None else ntk * u
-    return new_nngp, new_ntk
+    tensors = (nngp, ntk, std1, std2)
+    if torch.is_grad_enabled() and (_functorch_active() or any(
+            t is not None and t.requires_grad for t in tensors)):
+        out = _ReluStep.apply(nngp, ntk, std1, std2, same, unit_diagonal)
+    else:
+        out = _relu_values(nngp, ntk, std1, std2, same, unit_diagonal)
+    return out[0], out[1]
 
 
 def std_of(q):
@@ -284,6 +382,9 @@ class FCKernel(_BaseKernel):
     everywhere, exact for distinct inputs, and zero along the arccos direction for
     (near-)identical pairs, where the NTK has a cone-shaped, non-differentiable
     point. When ``X2`` is None the diagonal correlations are set to exactly 1.
+    The backward pass is written out in closed form for the ReLU step and for
+    ``X X^T`` (one elementwise pass, one matrix product): its cost is about that
+    of the forward (``benchmarks/scaling.py``).
     Use float64 where accuracy matters (float32 correlations of nearly parallel
     inputs lose about 4 digits in the arccos).
 
@@ -385,7 +486,7 @@ class FCKernel(_BaseKernel):
         sym = X2 is None
         q1 = (X1 * X1).sum(1) / d
         if sym:
-            nngp = X1 @ X1.T / d
+            nngp = _gram(X1) / d
             q2 = q1
         else:
             nngp = X1 @ X2.T / d

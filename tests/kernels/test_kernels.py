@@ -392,6 +392,170 @@ def test_gradcheck_both_arguments(kernel):
     assert torch.autograd.gradcheck(lambda a, b: kernel(a, b, get="nngp"), (X, Y))
 
 
+# ------------------------------------- the fused ReLU step against plain autograd
+def _reference_arccos_sqrt(c, clamp=1e-7):
+    """The autograd implementation the fused backward replaced: values at ``c``
+    clipped to [-1, 1], gradients of ``c`` clamped to [-1 + 1e-7, 1 - 1e-7]."""
+    exact = c.clamp(-1.0, 1.0)
+    if not (torch.is_grad_enabled() and c.requires_grad):
+        return torch.arccos(exact), torch.sqrt((1.0 - exact) * (1.0 + exact))
+    safe = c.clamp(-1.0 + clamp, 1.0 - clamp)
+    theta, sin = torch.arccos(safe), torch.sqrt((1.0 - safe) * (1.0 + safe))
+    with torch.no_grad():
+        theta_fix = torch.arccos(exact) - theta
+        sin_fix = torch.sqrt((1.0 - exact) * (1.0 + exact)) - sin
+    return theta + theta_fix, sin + sin_fix
+
+
+def _reference_relu_step(nngp, ntk, std1, std2, same=None, *, unit_diagonal=False):
+    root = std1 * std2
+    c = nngp / root
+    if same is not None:
+        c = torch.where(same, torch.ones_like(c), c)
+    if unit_diagonal:
+        c.diagonal().fill_(1.0)
+    theta, sin = _reference_arccos_sqrt(c)
+    u = theta.mul(-1.0 / (2 * math.pi)).add_(0.5)
+    new_nngp = torch.addcmul(sin.mul(root).mul_(1.0 / (2 * math.pi)), u, nngp)
+    return new_nngp, None if ntk is None else ntk * u
+
+
+def _relu_inputs(dtype, n1=6, n2=5, seed=0):
+    """Pre-activation kernels with generic correlations, plus entries at exactly
+    1 and -1, just inside the clamp and (by rounding) just outside [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    std1 = torch.rand(n1, 1, generator=g, dtype=torch.float64) + 0.5
+    std2 = torch.rand(1, n2, generator=g, dtype=torch.float64) + 0.5
+    c = torch.rand(n1, n2, generator=g, dtype=torch.float64) * 1.8 - 0.9
+    c[0, 0], c[1, 1], c[2, 2] = 1.0, -1.0, 1.0 + 1e-12
+    # near the ends (float32 cannot resolve 1e-5 from -1 without an error of 1e-2 in
+    # sin t: the inputs' own rounding, not the step's)
+    c[3, 3], c[4, 4] = 1.0 - 1e-9, -1.0 + (1e-5 if dtype == torch.float64 else 1e-3)
+    nngp = c * std1 * std2
+    ntk = torch.rand(n1, n2, generator=g, dtype=torch.float64) + 0.3
+    return [t.to(dtype) for t in (nngp, ntk, std1, std2)]
+
+
+def _relu_grads(step, inputs, cotangents, **kwargs):
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    nngp, ntk = step(*leaves[:2], *leaves[2:], **kwargs)
+    outs = [nngp] if ntk is None else [nngp, ntk]
+    loss = sum((o * g).sum() for o, g in zip(outs, cotangents))
+    return [o.detach() for o in outs], torch.autograd.grad(loss, leaves,
+                                                           allow_unused=True)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("variant", ["plain", "same", "unit_diagonal", "nngp_only"])
+def test_fused_relu_step_matches_autograd(dtype, rtol, variant):
+    from sklearn_robust.kernels._ntk import relu_step
+
+    nngp, ntk, std1, std2 = _relu_inputs(dtype)
+    kwargs = {}
+    if variant == "same":
+        same = torch.zeros(nngp.shape, dtype=torch.bool)
+        same[5, 0] = same[0, 1] = True
+        kwargs["same"] = same
+    if variant == "unit_diagonal":      # a square kernel of an input with itself
+        nngp, ntk, std1 = nngp[:5], ntk[:5], std1[:5]
+        kwargs["unit_diagonal"] = True
+    g = torch.Generator().manual_seed(1)
+    cot = [torch.randn(nngp.shape, generator=g, dtype=torch.float64).to(dtype)
+           for _ in range(2)]
+    ref, new = _reference_relu_step, relu_step
+    if variant == "nngp_only":          # ntk=None: the NNGP alone
+        def ref(a, b, c, d, **kw):
+            return _reference_relu_step(a, None, c, d, **kw)
+
+        def new(a, b, c, d, **kw):
+            return relu_step(a, None, c, d, **kw)
+    inputs = [nngp, ntk, std1, std2]
+    # float32: against the autograd step in float64 on the same (float32) values;
+    # in float32 itself the autograd step loses digits near |c| = 1, where the
+    # derivatives of arccos and sin t cancel (the closed form has no cancellation)
+    ref_inputs = [t.double() for t in inputs]
+    ref_kwargs = dict(kwargs)
+    out_ref, grad_ref = _relu_grads(ref, ref_inputs, [t.double() for t in cot],
+                                    **ref_kwargs)
+    out_new, grad_new = _relu_grads(new, inputs, cot, **kwargs)
+    # values: those of the autograd step without a graph, bit for bit (in float32
+    # they carry its own rounding near |c| = 1, see FCKernel's Notes)
+    with torch.no_grad():
+        plain = ref(*inputs, **kwargs)
+    for a, b in zip(out_new, plain):
+        assert torch.equal(a, b)
+    for a, b in zip(grad_new, grad_ref):
+        if b is None:
+            assert a is None
+            continue
+        scale = float(b.abs().max())
+        assert_allclose(a.double().numpy(), b.numpy(), rtol=rtol, atol=rtol * scale)
+    assert all(torch.isfinite(t).all() for t in grad_new if t is not None)
+
+
+def test_fused_relu_step_gradcheck():
+    from sklearn_robust.kernels._ntk import relu_step
+
+    nngp, ntk, std1, std2 = _relu_inputs(torch.float64, seed=3)
+    c = nngp / (std1 * std2)
+    generic = (c.abs() < 0.95)          # finite differences need a smooth point
+    nngp = torch.where(generic, nngp, 0.5 * std1 * std2)
+    leaves = [t.clone().requires_grad_(True) for t in (nngp, ntk, std1, std2)]
+    assert torch.autograd.gradcheck(lambda *a: relu_step(*a), leaves)
+    assert torch.autograd.gradcheck(lambda a, s1, s2: relu_step(a, None, s1, s2)[0],
+                                    [leaves[0], leaves[2], leaves[3]])
+
+
+def test_gram_backward():
+    from sklearn_robust.kernels._ntk import _gram
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(_gram, (X,))
+    G = torch.randn(5, 5, dtype=torch.float64, generator=g)   # not symmetric
+    (mine,) = torch.autograd.grad((_gram(X) * G).sum(), X)
+    (ref,) = torch.autograd.grad((X @ X.T * G).sum(), X)
+    assert_allclose(mine.numpy(), ref.numpy(), rtol=1e-12)
+    jac = jacrev(_gram)(X.detach())
+    assert_allclose(jac.numpy(), jacrev(lambda a: a @ a.T)(X.detach()).numpy(),
+                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=repr)
+def test_kernel_gradients_match_plain_autograd(kernel, monkeypatch):
+    # whole kernels (FC and convolutional, cross and symmetric, NTK and NNGP) with
+    # the fused step and the one-product Gram backward against the same kernels
+    # with plain autograd, also under torch.func.jacrev
+    from sklearn_robust.kernels import _conv, _ntk
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(4, 1, 4, 4, dtype=torch.float64, generator=g)
+    Y = torch.rand(3, 1, 4, 4, dtype=torch.float64, generator=g)
+    W = torch.randn(4, 4, dtype=torch.float64, generator=g)
+
+    def grads():
+        out = []
+        for get in ("ntk", "nngp"):
+            x = X.clone().requires_grad_(True)
+            y = Y.clone().requires_grad_(True)
+            loss = (kernel(x, y, get=get) * W[:, :3]).sum() + (
+                kernel(x, get=get) * W).sum() + kernel(torch.cat([x, x[:1]]),
+                                                       get=get).sum()
+            out += list(torch.autograd.grad(loss, (x, y)))
+        out.append(jacrev(lambda a: kernel(a, Y))(X.clone()))
+        out.append(jacrev(lambda a: kernel(a))(X.clone()))
+        return out
+
+    fused = grads()
+    monkeypatch.setattr(_ntk, "relu_step", _reference_relu_step)
+    monkeypatch.setattr(_conv, "relu_step", _reference_relu_step)
+    monkeypatch.setattr(_ntk, "_gram", lambda a: a @ a.T)
+    reference = grads()
+    for a, b in zip(fused, reference):
+        assert_allclose(a.numpy(), b.numpy(), rtol=1e-9,
+                        atol=1e-12 * float(b.abs().max()))
+
+
 @pytest.mark.parametrize("kernel", KERNELS, ids=repr)
 def test_gradient_finite_at_identical_inputs(kernel):
     g = torch.Generator().manual_seed(0)
@@ -496,6 +660,47 @@ def test_solve_kernel_ridge_matches_scipy():
     with pytest.warns(RuntimeWarning, match="pseudo-inverse"):
         alpha = solve_kernel_ridge(Kd, torch.ones(33, dtype=torch.float64), ridge=0.0)
     assert torch.isfinite(alpha).all()
+
+
+def _solve_by_cholesky_autograd(K, Y, ridge):
+    """The reference: autograd through torch's Cholesky factorisation and solve."""
+    n = K.shape[0]
+    A = K + ridge * torch.diagonal(K).sum() / n * torch.eye(n, dtype=K.dtype)
+    return torch.cholesky_solve(Y, torch.linalg.cholesky(A))
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-6, 1e-2])
+def test_solve_kernel_ridge_gradient_matches_cholesky_autograd(ridge):
+    # the solve attaches its first derivative in O(n^2 k) instead of autograd's
+    # O(n^3) through the factorisation: same values and the same gradients, in the
+    # kernel's inputs, in the targets and in the matrix itself (symmetric)
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(25, 6, dtype=torch.float64, generator=g)
+    Xt = torch.rand(7, 6, dtype=torch.float64, generator=g)
+    Y = torch.randn(25, 3, dtype=torch.float64, generator=g)
+    kernel = FCKernel(2)
+    grads, values = [], []
+    for solve in (_solve_by_cholesky_autograd, solve_kernel_ridge):
+        x, y = X.clone().requires_grad_(True), Y.clone().requires_grad_(True)
+        K = kernel(x)
+        K.retain_grad()
+        alpha = solve(K, y, ridge=ridge) if solve is solve_kernel_ridge else solve(
+            K, y, ridge)
+        loss = (kernel(Xt, x) @ alpha).pow(2).sum()
+        loss.backward()
+        grads.append((x.grad, y.grad, K.grad))
+        values.append(alpha.detach())
+    assert torch.equal(values[0], values[1])
+    for mine, ref in zip(grads[1], grads[0]):
+        assert_allclose(mine.numpy(), ref.numpy(), rtol=1e-9, atol=1e-12)
+    assert_allclose(grads[1][2].numpy(), grads[1][2].numpy().T, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda a, b: solve_kernel_ridge(kernel(a), b, ridge=max(ridge, 1e-3)),
+        (X[:6].clone().requires_grad_(True), Y[:6].clone().requires_grad_(True)))
+    # and under torch.func
+    jac = jacrev(lambda a: solve_kernel_ridge(kernel(a), Y, ridge=ridge))(X.clone())
+    ref = jacrev(lambda a: _solve_by_cholesky_autograd(kernel(a), Y, ridge))(X.clone())
+    assert_allclose(jac.numpy(), ref.numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_classifier_alpha_and_targets(small_digits):

@@ -296,7 +296,7 @@ def result_stem(name, device, env=None):
 
 def write_results(name, records, settings, *, device="cpu", columns=None,
                   summary=None, summary_columns=None, title=None, notes=(),
-                  out_dir=None):
+                  tables=(), out_dir=None):
     """Write ``<name>_<device-tag>_<YYYY-MM-DD>.json`` and ``.md`` to ``out_dir``.
 
     Parameters
@@ -317,6 +317,10 @@ def write_results(name, records, settings, *, device="cpu", columns=None,
         Heading of the Markdown file.
     notes : sequence of str
         Extra lines under the tables.
+    tables : sequence of (heading, records, columns)
+        Further Markdown tables after the main one (and before the notes), each
+        under a ``## heading``; their records go to the JSON file under
+        ``"tables"``.
 
     Returns
     -------
@@ -331,6 +335,8 @@ def write_results(name, records, settings, *, device="cpu", columns=None,
                "records": records}
     if summary is not None:
         payload["summary"] = summary
+    if tables:
+        payload["tables"] = {heading: rows for heading, rows, _ in tables}
     if notes:
         payload["notes"] = list(notes)
     payload = _jsonable(payload)
@@ -356,6 +362,8 @@ def write_results(name, records, settings, *, device="cpu", columns=None,
         lines += ["## Summary", "", markdown_table(summary, summary_columns),
                   "## Runs", ""]
     lines.append(markdown_table(records, columns))
+    for heading, rows, cols in tables:
+        lines += ["", f"## {heading}", "", markdown_table(rows, cols)]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     with open(stem + ".md", "w", encoding="utf-8") as f:

@@ -9,6 +9,9 @@ attacks the models they give.
 
 import dataclasses
 
+import torch
+from torch import nn
+
 from sklearn_robust import (
     AdversarialClassifier,
     FastAdversarialClassifier,
@@ -17,7 +20,7 @@ from sklearn_robust import (
     LipschitzDropoutClassifier,
     TRADESClassifier,
 )
-from sklearn_robust.nn import MLP, SmallCNN
+from sklearn_robust.nn import MLP, SmallCNN, image_shape
 
 # default threat model and training attack per data set (Madry et al. for MNIST)
 DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}
@@ -25,14 +28,42 @@ DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion_mnist": 10}
 DEFAULT_ATTACK_STEPS = {"digits": 10, "mnist": 40, "fashion_mnist": 10}
 
 
+class StridedCNN(nn.Module):
+    """A cheap convolutional network for small images, for CPU benchmarks.
+
+    ``conv3x3(c1, stride 2) - ReLU - conv3x3(c2, stride 2) - ReLU - linear``,
+    padding 1, PyTorch's default initialisation; flat inputs are reshaped by
+    :func:`~sklearn_robust.nn.image_shape`. On 3x32x32 inputs with the default
+    ``channels=(16, 32)``: about 0.43 M multiply-adds a sample, 33 us a forward
+    and 81 us a forward and backward pass per sample in batches of 100 on one CPU
+    thread (SmallCNN: 620 us and 840 us).
+    """
+
+    def __init__(self, input_shape, n_classes, channels=(16, 32)):
+        super().__init__()
+        self.image_shape = image_shape(tuple(input_shape))
+        c, h, w = self.image_shape
+        c1, c2 = channels
+        self.conv1 = nn.Conv2d(c, c1, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1)
+        out_h, out_w = (h + 1) // 2, (w + 1) // 2
+        out_h, out_w = (out_h + 1) // 2, (out_w + 1) // 2
+        self.fc = nn.Linear(c2 * out_h * out_w, n_classes)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x.reshape(len(x), *self.image_shape)))
+        h = torch.relu(self.conv2(h))
+        return self.fc(torch.flatten(h, 1))
+
+
 @dataclasses.dataclass
 class Setup:
     """What a method factory needs to build its estimator.
 
     ``module`` is ``"auto"`` (the library's default network for the input
-    shape), ``"mlp"`` or ``"smallcnn"``; ``input_shape`` is the shape of one
-    sample (the "input kind"). ``options`` carries method-specific settings such
-    as TRADES' ``beta``.
+    shape), ``"mlp"``, ``"smallcnn"`` or ``"strided_cnn"`` (:class:`StridedCNN`);
+    ``input_shape`` is the shape of one sample (the "input kind"). ``options``
+    carries method-specific settings such as TRADES' ``beta``.
     """
 
     eps: float
@@ -54,6 +85,8 @@ class Setup:
             return {"module": MLP, "module__hidden_layer_sizes": (256, 256)}
         if self.module == "smallcnn":
             return {"module": SmallCNN}
+        if self.module == "strided_cnn":
+            return {"module": StridedCNN}
         raise ValueError(f"unknown module {self.module!r}")
 
     def common(self, **overrides):

@@ -44,11 +44,50 @@ def test_robust_datasets(results_in_tmp):
 
 
 def test_scorer_strength(results_in_tmp):
+    # the reference AutoAttack and torchattacks are benchmark-only packages (not
+    # installed in CI): the test skips without them
+    pytest.importorskip("pyautoattack")
     pytest.importorskip("torchattacks")
     from benchmarks import scorer_strength
 
-    scorer_strength.main(SMALL + ["--epochs", "1", "--methods", "natural",
-                                  "--repeats", "1"])
+    records = scorer_strength.main(SMALL + ["--epochs", "1", "--methods", "natural",
+                                            "--repeats", "1"])
+    (row,) = records
+    for name in ("ours", "autoattack", "torchattacks"):
+        assert 0.0 <= row[f"{name}_acc"] <= row["clean_acc"]
+        assert row[f"{name}_max_pert"] <= 0.1 + 1e-6
+    assert row["ours_fwd"] > 0 and row["autoattack_fwd"] > 0
+    assert sorted(p.suffix for p in results_in_tmp.iterdir()) == [".json", ".md"]
+
+
+def test_scorer_strength_rgb32_l2(results_in_tmp):
+    pytest.importorskip("pyautoattack")
+    from benchmarks import scorer_strength
+
+    records = scorer_strength.main([
+        "--data", "digits", "--n-train", "100", "--n-test", "10", "--threads", "1",
+        "--epochs", "1", "--methods", "natural", "--repeats", "1", "--rgb32",
+        "--module", "strided_cnn", "--l2-eps", "0.5", "--implementations", "ours",
+        "autoattack", "--no-write"])
+    assert [(r["norm"], r["module"]) for r in records] == [
+        ("linf", "StridedCNN"), ("l2", "StridedCNN")]
+    assert records[1]["autoattack_max_pert"] <= 0.5 + 1e-5
+    assert records[1]["ours_max_pert"] <= 0.5 + 1e-5
+
+
+def test_to_rgb32():
+    import numpy as np
+
+    from benchmarks.scorer_strength import reference_shape, to_rgb32
+
+    x = np.random.RandomState(0).uniform(size=(3, 64)).astype(np.float32)
+    out = to_rgb32(x)
+    assert out.shape == (3, 3, 32, 32) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.array_equal(out[:, 0], out[:, 2])
+    assert reference_shape((64,)) == (1, 8, 8)
+    assert reference_shape((10,)) == (1, 1, 10)
+    assert reference_shape((3, 32, 32)) == (3, 32, 32)
 
 
 def test_precision(results_in_tmp):

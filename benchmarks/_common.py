@@ -7,9 +7,11 @@ Not part of the installed package; the scripts import it from ``benchmarks/``.
 
 import datetime
 import json
+import math
 import os
 import platform
 import re
+import resource
 import sys
 import time
 
@@ -401,3 +403,37 @@ def warm_up(X, y, device):
     n = min(len(y), 256)
     AdversarialClassifier(eps=0.01, n_steps=1, max_epochs=1, train_split=None,
                           verbose=0, device=device, random_state=0).fit(X[:n], y[:n])
+
+
+# ------------------------------------------------------------------------ memory
+
+
+def _proc_status_mib(field):
+    """A ``Vm*`` line of /proc/self/status in MiB (nan where there is none)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _rss_mib():
+    """Current resident set size (MiB)."""
+    return _proc_status_mib("VmRSS")
+
+
+def _peak_rss_mib():
+    """Peak resident set size of this process (MiB): ``VmHWM``, the high-water mark
+    of its own address space (``ru_maxrss`` where there is no /proc).
+
+    Not ``ru_maxrss`` on Linux: a child started by fork + exec (multiprocessing's
+    'spawn') inherits in it the parent's peak at the time of the fork, so a child of
+    a 3 GB parent reports at least 3 GB whatever it does."""
+    peak = _proc_status_mib("VmHWM")
+    if math.isnan(peak):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return peak

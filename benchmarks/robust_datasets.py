@@ -43,8 +43,6 @@ import json
 import math
 import multiprocessing
 import os
-import resource
-import sys
 import time
 
 import numpy as np
@@ -64,6 +62,8 @@ from sklearn_robust.nn import MLP, SmallCNN, image_shape
 from ._common import (
     Timer,
     _jsonable,
+    _peak_rss_mib,
+    _rss_mib,
     add_data_arguments,
     add_runtime_arguments,
     describe_preset,
@@ -191,31 +191,13 @@ DEFAULT_LEARNERS = ["original", "ntk", "ntk_eps0", "ntk_support", "ntk_support_e
 NOISE = ("sign", "uniform")
 
 
-def _rss_mib():
-    """Current resident set size of this process (MiB), from /proc."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def _peak_rss_mib():
-    """Peak resident set size of this process so far (MiB): ru_maxrss."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes / KiB
-
-
 def fit_learner(name, setup, X, y, threads=None):
     """Fit one learner and measure it; runs in a child process on CPU.
 
     An untimed warm-up fit (``max_iter=1`` on at most 200 rows) runs first, so
     that lazy imports and first-call costs are not counted. Then the memory
     baseline is taken (current RSS, or CUDA allocation), the learner is fitted
-    and timed, and the peak is read: ``ru_maxrss`` of this process on CPU,
+    and timed, and the peak is read: ``VmHWM`` of this process on CPU,
     ``torch.cuda.max_memory_allocated`` on CUDA.
     """
     import warnings
@@ -263,7 +245,7 @@ def fit_learner(name, setup, X, y, threads=None):
         "base_idx": getattr(learner, "support_indices_", None) if len(
             learner.y_robust_) != len(y) else None,
         "warmup_s": t_warm.seconds,
-        "memory": "cuda max_memory_allocated" if cuda else "child ru_maxrss",
+        "memory": "cuda max_memory_allocated" if cuda else "child VmHWM",
         "mem_base_mib": base, "mem_peak_mib": peak, "mem_fit_mib": peak - base,
         # single steps are noisy (fresh batches, networks): means of the first
         # and last tenth of the steps, and the whole trajectories for the JSON
@@ -328,6 +310,26 @@ def save_sets(path, key, learned):
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
+def _learn_all(names, setup, X, y, args, isolate):
+    """Yield ``(name, result)`` for each learner of ``names``, in order.
+
+    With ``--learn-jobs N > 1`` (CPU, child processes) up to ``N`` learners fit
+    at once, each in its own 'spawn' child with ``--threads`` torch threads; their
+    times then include the contention of the others (the load is in the header).
+    """
+    jobs = getattr(args, "learn_jobs", 1) or 1
+    if jobs <= 1 or not isolate:
+        for name in names:
+            yield name, learn(name, setup, X, y, args.threads, isolate)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+        pending = [(n, pool.apply_async(fit_learner, (n, setup, X, y, args.threads)))
+                   for n in names]
+        for name, result in pending:
+            yield name, result.get()
+
+
 def learn_sets(names, setup, X, y, args, isolate, key):
     """Every learned set of ``names`` (from the cache where it holds them)."""
     learned, note = {}, None
@@ -338,8 +340,7 @@ def learn_sets(names, setup, X, y, args, isolate, key):
                 "run with the same learner settings")
         print(note, flush=True)
     todo = [n for n in names if n not in learned]
-    for name in todo:
-        res = learn(name, setup, X, y, args.threads, isolate)
+    for name, res in _learn_all(todo, setup, X, y, args, isolate):
         res["eps"] = None if name in ("original", "dr") else (
             0.0 if name.endswith("_eps0") else setup.eps)
         learned[name] = res
@@ -685,6 +686,9 @@ def parse_args(argv=None):
     parser.add_argument("--memory", choices=["child", "inprocess"], default="child",
                         help="child: fit each learner in a 'spawn' child process and "
                              "report its peak RSS (CPU); inprocess: in this process")
+    parser.add_argument("--learn-jobs", type=int, default=1, metavar="N",
+                        help="fit up to N learners at once, each in its own child "
+                             "process (CPU, --memory child); default 1")
     parser.add_argument("--sets-cache", default=None, metavar="PATH.npz",
                         help="learned sets: loaded from PATH when it exists (settings "
                              "must match), else learned and saved there")

@@ -69,7 +69,6 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -78,6 +77,8 @@ import numpy as np
 
 from ._common import (
     Timer,
+    _peak_rss_mib,
+    _rss_mib,
     add_data_arguments,
     add_runtime_arguments,
     device_description,
@@ -103,37 +104,6 @@ def _size_pair(text):
         return int(a), int(b)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected AxB (two integers), got {text!r}")
-
-
-def _proc_status_mib(field):
-    """A ``Vm*`` line of /proc/self/status in MiB (nan where there is none)."""
-    try:
-        with open("/proc/self/status", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def _rss_mib():
-    """Current resident set size (MiB)."""
-    return _proc_status_mib("VmRSS")
-
-
-def _peak_rss_mib():
-    """Peak resident set size of this process (MiB): ``VmHWM``, the high-water mark
-    of its own address space (``ru_maxrss`` where there is no /proc).
-
-    Not ``ru_maxrss`` on Linux: a child started by fork + exec (multiprocessing's
-    'spawn') inherits in it the parent's peak at the time of the fork, so a child of
-    a 3 GB parent reports at least 3 GB whatever it does."""
-    peak = _proc_status_mib("VmHWM")
-    if math.isnan(peak):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak / 2**20 if sys.platform == "darwin" else peak / 1024
-    return peak
 
 
 def _minor_faults():

@@ -411,3 +411,51 @@ def test_init_starts_from_another_learners_rows(digits_small):
         TriLevelDatasetLearner(**FAST, init=NTKRobustDistiller(n_support=20)).fit(X, y)
     with pytest.raises(TypeError, match="same-size"):
         TriLevelDatasetLearner(**FAST, init=LogisticRegression()).fit(X, y)
+
+
+# ------------------------------------------------------------- shift augmentation
+
+
+def test_shift_images_matches_a_loop_and_passes_gradients():
+    from sklearn_robust.dataset_learning._base import shift_images
+
+    rng = np.random.RandomState(0)
+    X = torch.tensor(rng.rand(5, 2 * 4 * 3), dtype=torch.float64, requires_grad=True)
+    offsets = torch.as_tensor(rng.randint(-2, 3, size=(5, 2)))
+    out = shift_images(X, offsets, (2, 4, 3))
+    img = X.detach().numpy().reshape(5, 2, 4, 3)
+    expected = np.zeros_like(img)
+    for i, (dr, dc) in enumerate(offsets.tolist()):
+        for r in range(4):
+            for c in range(3):
+                if 0 <= r - dr < 4 and 0 <= c - dc < 3:
+                    expected[i, :, r, c] = img[i, :, r - dr, c - dc]
+    np.testing.assert_array_equal(out.detach().numpy().reshape(5, 2, 4, 3), expected)
+    assert out.shape == X.shape
+    # each output value is one input value (or a zero): the gradient of the sum
+    # counts how often each input value is kept
+    (grad,) = torch.autograd.grad(out.sum(), X)
+    kept = np.zeros_like(img)
+    for i, (dr, dc) in enumerate(offsets.tolist()):
+        kept[i, :, max(0, -dr):4 - max(0, dr), max(0, -dc):3 - max(0, dc)] = 1
+    np.testing.assert_array_equal(grad.numpy().reshape(5, 2, 4, 3), kept)
+    zero = torch.zeros(5, 2, dtype=torch.long)
+    assert shift_images(X, zero, (2, 4, 3)) is X
+
+
+def test_shift_augments_the_inner_level_and_needs_images(digits_small):
+    X, y = digits_small
+    plain = TriLevelDatasetLearner(**FAST).fit_transform(X, y)
+    again = TriLevelDatasetLearner(**FAST, shift=0).fit_transform(X, y)
+    np.testing.assert_array_equal(plain, again)      # shift=0: the same stream
+    shifted = TriLevelDatasetLearner(**FAST, shift=1).fit_transform(X, y)
+    assert shifted.shape == X.shape and not np.allclose(shifted, plain)
+    np.testing.assert_array_equal(
+        shifted, TriLevelDatasetLearner(**FAST, shift=1).fit_transform(X, y))
+    images = X.reshape(-1, 1, 8, 8)
+    out = TriLevelDatasetLearner(**FAST, shift=1).fit_transform(images, y)
+    np.testing.assert_allclose(out.reshape(shifted.shape), shifted, atol=1e-6)
+    with pytest.raises(ValueError, match="shift=1 translates images"):
+        TriLevelDatasetLearner(**FAST, shift=1).fit(X[:, :10], y)
+    with pytest.raises(ValueError, match="shift"):
+        TriLevelDatasetLearner(**FAST, shift=-1).fit(X, y)

@@ -115,10 +115,12 @@ class LearnSetup:
         return NTKRobustDistiller(n_support=n_support, **self.common(eps),
                                   **dict(fixed, **given))
 
-    def trilevel(self, eps, fast=False, init=None, **fixed):
-        """The tri-level learner; ``fixed`` (e.g. ``module``, ``inner_steps``) are
-        the learner's own settings and yield to the command-line overrides."""
-        make = TriLevelDatasetLearner.fast if fast else TriLevelDatasetLearner
+    def trilevel(self, eps, fast=False, init=None, cls=None, **fixed):
+        """The tri-level learner (or the subclass ``cls``); ``fixed`` (e.g.
+        ``module``, ``inner_steps``) are the learner's own settings and yield to
+        the command-line overrides."""
+        cls = cls or TriLevelDatasetLearner
+        make = cls.fast if fast else cls
         given = self._given("tri", inner_steps="inner_steps", inner_lr="inner_lr",
                             lr="lr")
         return make(**self.common(eps), init=init, **dict(fixed, **given))
@@ -161,6 +163,39 @@ class TinyCNN(nn.Module):
 CNN_INNER = {"module": TinyCNN, "inner_steps": 100, "inner_lr": 0.3}
 POOL_INNER = dict(CNN_INNER, module=[None, TinyCNN])   # None: the MLP(128) default
 
+class CurvatureDatasetLearner(TriLevelDatasetLearner):
+    """A comparison row: GUARD's curvature penalty in place of the adversary.
+
+    GUARD (Xue et al., 2024) makes distilled data robust through a teacher
+    trained with a curvature penalty, ``lam * |CE(x + z) - CE(x)|`` with ``z``
+    the loss gradient at ``x`` rescaled to L2 length ``h`` (the simplified
+    CURE term of the authors' pre-training code), and soft labels of that
+    teacher. A hard-label learned set cannot take the soft labels, so this row
+    keeps the idea only: the tri-level learner's outer objective becomes the
+    trained inner network's clean cross-entropy on the real batch plus that
+    penalty, differentiated through the unrolled training (``z`` held constant);
+    no attack. ``h = eps * sqrt(d)``, the L2 length of a corner of the L-inf
+    ball; ``lam`` is the class attribute ``curvature_weight``.
+    """
+
+    curvature_weight = 10.0
+
+    def _outer_loss(self, module, trained, x, y, attack):
+        from torch.func import functional_call
+
+        frozen = {k: v.detach() for k, v in trained.items()}
+        x_ = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(
+            nn.functional.cross_entropy(functional_call(module, frozen, (x_,)), y), x_)
+        flat = g.reshape(len(g), -1)
+        h = self.eps * flat.shape[1] ** 0.5
+        z = (h * flat / (flat.norm(dim=1, keepdim=True) + 1e-12)).reshape(x.shape)
+        clean = nn.functional.cross_entropy(functional_call(module, trained, (x,)), y)
+        logits = functional_call(module, trained, (x + z,))
+        shifted = nn.functional.cross_entropy(logits, y)
+        return clean + self.curvature_weight * (shifted - clean).abs(), logits
+
+
 # name -> factory(setup) -> unfitted learner (None: the training split as it is)
 LEARNERS = {
     "original": lambda s: None,
@@ -181,6 +216,19 @@ LEARNERS = {
     "trilevel_cnn_eps0": lambda s: s.trilevel(0.0, **CNN_INNER),
     "trilevel_pool": lambda s: s.trilevel(s.eps, **POOL_INNER),
     "trilevel_pool_eps0": lambda s: s.trilevel(0.0, **POOL_INNER),
+    # differentiable augmentation: inner batches translated by up to 1 pixel
+    # (``--param tri.shift=2`` for 28x28 images)
+    "trilevel_shift": lambda s: s.trilevel(s.eps, shift=1),
+    "trilevel_shift_eps0": lambda s: s.trilevel(0.0, shift=1),
+    "trilevel_cnn_shift": lambda s: s.trilevel(s.eps, shift=1, **CNN_INNER),
+    # GUARD's curvature penalty instead of the adversary (a comparison row)
+    "trilevel_guard": lambda s: s.trilevel(s.eps, cls=CurvatureDatasetLearner),
+    # the distiller with augmentation, and an ensemble of FC kernels (one depth
+    # drawn per step)
+    "ntk_shift": lambda s: s.ntk(s.eps, shift=1),
+    "ntk_shift_eps0": lambda s: s.ntk(0.0, shift=1),
+    "ntk_ens": lambda s: s.ntk(s.eps, depth=[1, 2, 3]),
+    "ntk_ens_eps0": lambda s: s.ntk(0.0, depth=[1, 2, 3]),
     # the convolutional NTK (CNTK-GAP): ~150 s per outer step on 200 digits rows
     # on one CPU thread (2026-12-03), far from affordable on the whole split
     "ntk_conv": lambda s: s.ntk(s.eps, kernel="conv"),

@@ -252,6 +252,10 @@ def test_verbose_progress_bar(digits_small, capsys):
     ({"dtype": "float16"}, "dtype"),
     ({"device": "gpu:x"}, "device"),
     ({"clip_min": 1.0, "clip_max": 0.0}, "clip"),
+    ({"shift": -1}, "shift"),
+    ({"depth": []}, "depth"),
+    ({"depth": "1"}, "depth"),
+    ({"depth": [1, -1]}, "depth"),
 ])
 def test_bad_parameters(digits_small, params, match):
     X, y = digits_small
@@ -366,3 +370,39 @@ def test_cuda_matches_cpu(digits_small):
     cpu = NTKRobustDistiller(dtype="float64", **FAST).fit(X, y)
     gpu = NTKRobustDistiller(dtype="float64", device="cuda", **FAST).fit(X, y)
     np.testing.assert_allclose(gpu.X_robust_, cpu.X_robust_, atol=1e-4)
+
+
+def test_kernel_ensemble_draws_one_depth_per_step(digits_small, monkeypatch):
+    from sklearn_robust.kernels import FCKernel
+
+    X, y = digits_small
+    used = []
+    call = FCKernel.__call__
+
+    def spy(self, *args, **kwargs):
+        used.append(self.depth)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(FCKernel, "__call__", spy)
+    d = NTKRobustDistiller(**{**FAST, "max_iter": 12}, depth=[1, 3]).fit(X, y)
+    assert [k.depth for k in d.kernel_] == [1, 3]
+    assert set(used) == {1, 3}
+    used.clear()
+    single = NTKRobustDistiller(**FAST, depth=[2]).fit(X, y)
+    assert single.kernel_.depth == 2 and set(used) == {2}
+    # a one-depth list is the plain distiller with that depth
+    np.testing.assert_array_equal(
+        single.X_robust_, NTKRobustDistiller(**FAST, depth=2).fit(X, y).X_robust_)
+
+
+def test_shift_augments_the_support(digits_small):
+    X, y = digits_small
+    plain = NTKRobustDistiller(**FAST).fit_transform(X, y)
+    np.testing.assert_array_equal(
+        plain, NTKRobustDistiller(**FAST, shift=0).fit_transform(X, y))
+    shifted = NTKRobustDistiller(**FAST, shift=1).fit_transform(X, y)
+    assert shifted.shape == X.shape and not np.allclose(shifted, plain)
+    np.testing.assert_array_equal(
+        shifted, NTKRobustDistiller(**FAST, shift=1).fit_transform(X, y))
+    with pytest.raises(ValueError, match="shift=1 translates images"):
+        NTKRobustDistiller(**FAST, shift=1).fit(X[:, :10], y)

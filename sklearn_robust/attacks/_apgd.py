@@ -364,7 +364,7 @@ def apgd_run(model, x, y, *, loss_fn, eps, norm, n_iter, clip_min, clip_max,
                 # restart from the best point; as in the authors' code, x_prev (the
                 # iterate before the last step) and loss_prev (the last loss) are
                 # kept, so the next step's momentum is x_best - x_prev
-                x_adv[halve] = x_best[halve]
+                x_adv = _take_rows(halve, x_best, x_adv)
                 # not in place: autograd may return an expanded gradient
                 grad = torch.where(per_sample(halve, grad), grad_best, grad)
                 reduced_last = halve

@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import contextvars
 import inspect
 import warnings
 
@@ -43,6 +44,19 @@ def predict_labels(model, x, batch_size=1024, device=None):
     if scores.ndim == 1:  # binary decision function
         return (scores > 0).long()
     return scores.argmax(dim=1)
+
+
+#: False while an attack runs with ``check_input=False``: the check that the
+#: model returns logits reads device values on the host, and callers that skip
+#: the input checks (training loops) check the logits once themselves
+_CHECK_LOGITS = contextvars.ContextVar("sklearn_robust_check_logits", default=True)
+
+
+def check_logits_once(model, x):
+    """Warn (``NotLogitsWarning``) if ``model``'s outputs on ``x`` look like
+    probabilities; the check that ``check_input=False`` leaves out."""
+    with torch.no_grad(), eval_mode(model):
+        BaseAttack._warn_if_probabilities(model(x))
 
 
 def _looks_like_probabilities(logits):
@@ -101,11 +115,12 @@ class BaseAttack(BaseEstimator):
             Also return a dict of per-sample tensors (e.g. ``"n_correct_steps"``,
             the number of iterations each point stayed correctly classified).
         check_input : bool, default=True
-            Validate ``X`` and ``y`` (finite, in the clip box, matching lengths).
-            Only for callers that already validated them, such as the training
-            loops of this library's classifiers: ``False`` skips the checks (and
-            their device synchronisations) and expects a floating tensor ``X`` and
-            an integer tensor ``y`` on the same device.
+            Validate ``X`` and ``y`` (finite, in the clip box, matching lengths)
+            and check that the model returns logits. Only for callers that
+            already validated them, such as the training loops of this library's
+            classifiers: ``False`` skips the checks (and their device
+            synchronisations) and expects a floating tensor ``X`` and an integer
+            tensor ``y`` on the same device.
 
         Returns
         -------
@@ -116,7 +131,11 @@ class BaseAttack(BaseEstimator):
         """
         self._check_params()
         if not check_input:
-            return self._attack_batch(model, X.detach(), y, return_info)
+            token = _CHECK_LOGITS.set(False)
+            try:
+                return self._attack_batch(model, X.detach(), y, return_info)
+            finally:
+                _CHECK_LOGITS.reset(token)
         x, y, from_numpy = check_attack_input(model, X, y, clip_min=self.clip_min,
                                               clip_max=self.clip_max)
 
@@ -155,7 +174,7 @@ class BaseAttack(BaseEstimator):
 
     @staticmethod
     def _warn_if_probabilities(logits):
-        if _looks_like_probabilities(logits):
+        if _CHECK_LOGITS.get() and _looks_like_probabilities(logits):
             warnings.warn(
                 "The model's outputs look like probabilities (in [0, 1], rows summing "
                 "to 1). Attacks need logits: probabilities saturate and hide "

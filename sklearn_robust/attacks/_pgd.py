@@ -172,9 +172,10 @@ class PGD(BaseAttack):
             # loss
             better = (fooled & ~best_fooled) | ((fooled == best_fooled)
                                                 & (value > best_loss))
-            best[better] = x_adv[better]
+            # torch.where, not boolean indexing: no host synchronisation
+            best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x_adv, best)
             if return_info:
-                best_kappa[better] = kappa[better]
+                best_kappa = torch.where(better, kappa, best_kappa)
             best_loss = torch.where(better, value, best_loss)
             best_fooled |= fooled
         return best, ({"n_correct_steps": best_kappa} if return_info else {})

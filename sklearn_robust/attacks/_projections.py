@@ -83,7 +83,9 @@ def project_l1_box(delta, eps, lower=None, upper=None):
     room = torch.where(v > 0, up, torch.where(v < 0, down, torch.zeros_like(v)))
     clipped = torch.minimum(a, room)  # d(0): the box clip of delta
     inside = clipped.sum(dim=1) <= eps
-    if bool(inside.all()):
+    # the shortcut needs the host to read a device value: CPU only (the general
+    # path below gives the same result for rows already inside)
+    if delta.device.type == "cpu" and bool(inside.all()):
         return (v.sign() * clipped).reshape(delta.shape)
     # ||d(lam)||_1 = sum_j s_j relu(t_j - lam) with t = |delta_i| (s = +1) and
     # |delta_i| - r_i (s = -1); breakpoints below 0 only matter for lam < 0

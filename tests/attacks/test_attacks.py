@@ -203,3 +203,45 @@ def test_attack_seeds_are_scikit_learns_range():
     members = AutoAttack(eps=0.1, random_state=0).members(model, x)
     seeds = [m.random_state for m in members if "random_state" in m.get_params()]
     assert seeds and all(0 <= s < 2**32 for s in seeds)
+
+
+def test_logits_check_is_skipped_with_check_input_false():
+    import warnings
+
+    from sklearn_robust.attacks._base import check_logits_once
+    from sklearn_robust.exceptions import NotLogitsWarning
+
+    model, x, y = _linear_problem()
+    softmax = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))
+    with pytest.warns(NotLogitsWarning):
+        PGD(eps=0.1, n_steps=2).perturb(softmax, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotLogitsWarning)
+        PGD(eps=0.1, n_steps=2).perturb(softmax, x, y, check_input=False)
+        check_logits_once(model, x)
+    with pytest.warns(NotLogitsWarning):
+        check_logits_once(softmax, x)
+    # the flag does not leak out of the call
+    with pytest.warns(NotLogitsWarning):
+        PGD(eps=0.1, n_steps=2).perturb(softmax, x, y)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no cuda device")
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("n_restarts", [1, 3])
+def test_training_attack_never_synchronises_with_the_host(norm, n_restarts):
+    # the attack loop of training (check_input=False) must not read device
+    # values on the host: torch raises on any synchronising call in this mode
+    model, x, y = _linear_problem()
+    model, x, y = model.cuda(), x.cuda(), y.cuda()
+    eps = {"linf": 0.1, "l2": 0.5, "l1": 2.0}[norm]
+    attack = PGD(eps=eps, norm=norm, n_steps=3, n_restarts=n_restarts, random_state=0)
+    attack.perturb(model, x, y, check_input=False)     # warm-up (lazy init)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        x_adv, info = attack.perturb(model, x, y, return_info=True, check_input=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert x_adv.is_cuda and info["n_correct_steps"].is_cuda

@@ -229,6 +229,11 @@ LEARNERS = {
     "ntk_shift_eps0": lambda s: s.ntk(0.0, shift=1),
     "ntk_ens": lambda s: s.ntk(s.eps, depth=[1, 2, 3]),
     "ntk_ens_eps0": lambda s: s.ntk(0.0, depth=[1, 2, 3]),
+    # label learning (support-set mode); the downstream networks train on the
+    # hard labels, the argmax of the learned ones (y_robust_)
+    "ntk_labels": lambda s: s.ntk(s.eps, s.options["n_support"], learn_labels=True),
+    "ntk_labels_eps0": lambda s: s.ntk(0.0, s.options["n_support"],
+                                       learn_labels=True),
     # the convolutional NTK (CNTK-GAP): ~150 s per outer step on 200 digits rows
     # on one CPU thread (2026-12-03), far from affordable on the whole split
     "ntk_conv": lambda s: s.ntk(s.eps, kernel="conv"),

@@ -11,6 +11,10 @@
 # and prepare .whl/.data as benchmarks/gpu_session.sh says. Published numbers to
 # compare with (AutoAttack's table, Croce & Hein 2020, MNIST L-inf eps=0.3, clean /
 # AutoAttack): Madry et al. 98.53 / 88.50, TRADES 99.48 / 92.81.
+# STAGE=rd_ntk / rd_trilevel (RD_EPS=0.1 or 0.3): the robust-dataset learners on
+# all 60,000 training images (benchmarks/robust_datasets.py; a CPU smoke run:
+# RD_EXTRA="--n-train 300 --n-test 50 --max-iter 2 --epochs 1 --cnn-epochs 1
+# --eval-attack pgd --cnn-eval-attack pgd" DEVICE=cpu).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -47,7 +51,20 @@ case "$STAGE" in
         python3 -m benchmarks.run_methods --data fashion_mnist --data-path "$FASHION" \
             "${common[@]}" --methods natural pgd_at trades --eps 0.1 \
             --attack-steps 10 --tag "full_e${EPOCHS}" ;;
-    *) echo "unknown STAGE=$STAGE (pgd_at, trades, gairat, dale, lipschitz, fashion)"
+    # robust datasets on full MNIST (issue 18): one learner and its eps=0 control
+    # per stage, learned at the evaluation eps (RD_EPS, default 0.1; 0.3 also),
+    # naturally trained MLP(256, 256) and SmallCNN, the strong scorer on 1000
+    # test images, noise controls and the PGD-AT ceiling
+    rd_ntk|rd_trilevel)
+        learner=${STAGE#rd_}
+        # shellcheck disable=SC2086
+        python3 -m benchmarks.robust_datasets --data mnist --data-path "$DATA" \
+            --device "$DEVICE" --n-test 1000 --eps "${RD_EPS:-0.1}" \
+            --archs mlp smallcnn --ceilings pgd_at --seeds 1 2 3 \
+            --learners original "$learner" "${learner}_eps0" ${RD_EXTRA:-} \
+            --tag "full_${learner}_e${RD_EPS:-0.1}" ;;
+    *) echo "unknown STAGE=$STAGE (pgd_at, trades, gairat, dale, lipschitz, fashion,"\
+            "rd_ntk, rd_trilevel)"
        exit 2 ;;
 esac 2>&1 | tee "$OUT/log_$STAGE.txt"
 tar czf "$OUT/results_$STAGE.tgz" benchmarks/results/*cuda* 2>>"$OUT/log_$STAGE.txt"

@@ -45,18 +45,38 @@ from ._common import (
 DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}
 
 
-def _classifier(args, precision, X):
+#: training options beyond the precision: ``"bf16+compile"`` is
+#: ``precision="bf16", compile=True`` (skorch's ``torch.compile`` of the module,
+#: which the training attack runs through too)
+OPTION_FLAGS = {"compile": {"compile": True},
+                "channels_last": {"channels_last": True}}
+
+
+def parse_option(option):
+    """``"bf16+compile"`` -> ``("bf16", {"compile": True})``."""
+    precision, *flags = option.split("+")
+    extra = {}
+    for flag in flags:
+        if flag not in OPTION_FLAGS:
+            raise SystemExit(f"unknown training option {flag!r} in {option!r}; "
+                             f"known: {sorted(OPTION_FLAGS)}")
+        extra.update(OPTION_FLAGS[flag])
+    return precision, extra
+
+
+def _classifier(args, option, X):
     module = SmallCNN if X.ndim == 4 else MLP
+    precision, extra = parse_option(option)
     return AdversarialClassifier(
         module=module, eps=args.eps, n_steps=args.steps, step_size=None,
         max_epochs=1, batch_size=args.batch_size, lr=args.lr, device=args.device,
-        random_state=args.seed, precision=precision, warm_start=True)
+        random_state=args.seed, precision=precision, warm_start=True, **extra)
 
 
-def _train(args, precision, X, y):
+def _train(args, option, X, y):
     """Fit ``--epochs`` epochs; the median of the timed ones (the first is a
-    warm-up)."""
-    clf = _classifier(args, precision, X)
+    warm-up, which also holds a ``torch.compile``)."""
+    clf = _classifier(args, option, X)
     times = []
     for epoch in range(args.epochs):
         with Timer(args.device) as t:
@@ -81,7 +101,10 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--attack", default="fast",
                         help="scorer preset of the evaluation (fast, strong, pgd)")
-    parser.add_argument("--train-precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--train-precisions", nargs="+", default=["fp32", "bf16"],
+                        help="training options: a precision (fp32, bf16, fp16) "
+                             "with optional +compile / +channels_last, e.g. "
+                             "fp32+compile")
     parser.add_argument("--eval-precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=1,
                         help="evaluations per precision (median time)")

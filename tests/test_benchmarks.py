@@ -100,6 +100,10 @@ def test_precision(results_in_tmp):
         ("train", "fp32"), ("train", "bf16"), ("evaluate", "fp32"),
         ("evaluate", "bf16")]
     assert all("time_vs_fp32" in r for r in records)
+    assert precision.parse_option("bf16+compile") == ("bf16", {"compile": True})
+    assert precision.parse_option("fp32") == ("fp32", {})
+    with pytest.raises(SystemExit, match="unknown training option"):
+        precision.parse_option("fp32+fast")
 
 
 def test_scaling(results_in_tmp):

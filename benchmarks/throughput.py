@@ -280,6 +280,17 @@ def dale_batch(model, x, y, cfg, state):
     return loss
 
 
+def clone_state(obj):
+    """A copy of a state dict with its tensors cloned (cheaper than deepcopy)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [clone_state(v) for v in obj]
+    return obj  # numbers, strings, None, tuples of them
+
+
 def overfitting_check(model, optimizer, x, y, cfg, state):
     """FGSM-RS' end-of-epoch check: PGD-5 accuracy of the first batch, with the
     weights and optimizer state kept (restored when the accuracy collapses)."""
@@ -297,8 +308,8 @@ def overfitting_check(model, optimizer, x, y, cfg, state):
         optimizer.load_state_dict(state["saved"][1])
     else:
         state["reference"] = acc
-        state["saved"] = (copy.deepcopy(model.state_dict()),
-                          copy.deepcopy(optimizer.state_dict()))
+        state["saved"] = (clone_state(model.state_dict()),
+                          clone_state(optimizer.state_dict()))
     model.train()
 
 
@@ -584,6 +595,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = setup_runtime(args)
+    try:  # the load at the end is in the result files' header
+        load_start = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load_start = None
     eps = DEFAULT_EPS[args.data] if args.eps is None else args.eps
     n_train = DEFAULT_N_TRAIN[args.data] if args.n_train is None else args.n_train
     alpha = 2.5 * eps / args.steps
@@ -715,6 +730,7 @@ def main(argv=None):
         "library_callbacks": {m: [name for name, _ in c.callbacks_]
                               for m, c in classifiers.items()},
         "loader_epoch_s": loader_s,
+        "load_average_at_start": load_start,
     }
     missed = [row["method"] for row in summary if row["pass"] is False]
     notes = [

@@ -36,8 +36,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/gpu.
 python3 -c "import torch, sklearn, skorch; print(torch.__version__, sklearn.__version__, skorch.__version__, torch.cuda.get_device_name())" >>"$OUT/gpu.txt" 2>&1
 
 stage cuda-tests 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
+# three of the seven methods (all of them need several minutes; ART is not installed)
 stage throughput 90 python3 -m benchmarks.throughput --data mnist --data-path "$DATA" \
-    --module smallcnn --n-train 10000 --device cuda
+    --module smallcnn --n-train 10000 --device cuda --repeats 3 \
+    --methods pgd_at trades fast_at
 stage precision 150 python3 -m benchmarks.precision --data mnist --data-path "$DATA" \
     --n-train 10000 --n-test 500 --device cuda --epochs 4 \
     --train-precisions fp32 bf16 fp16 --eval-precisions fp32 bf16 fp16

@@ -238,6 +238,26 @@ class LocalLipschitzMonitor(Callback):
         net.local_lipschitz_ = value
 
 
+def _copy_state(state):
+    """A deep copy of a ``state_dict``: tensors cloned (detached), containers
+    rebuilt, other values deep-copied.
+
+    The same as :func:`copy.deepcopy` for the state of modules and optimizers
+    (an ``OrderedDict`` keeps its ``_metadata``), at a fraction of its cost: the
+    check copies the weights and the optimizer's state at every epoch.
+    """
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        out = type(state)((k, _copy_state(v)) for k, v in state.items())
+        if hasattr(state, "_metadata"):
+            out._metadata = copy.deepcopy(state._metadata)
+        return out
+    if isinstance(state, list | tuple) and type(state) in (list, tuple):
+        return type(state)(_copy_state(v) for v in state)
+    return copy.deepcopy(state)
+
+
 class CatastrophicOverfittingCheck(Callback):
     """skorch callback that stops training when its PGD accuracy collapses.
 
@@ -410,7 +430,7 @@ class CatastrophicOverfittingCheck(Callback):
                 if hasattr(getattr(net, name + "_", None), "state_dict")}
 
     def _save(self, net):
-        self._saved_state = {name: copy.deepcopy(part.state_dict()) for name, part
+        self._saved_state = {name: _copy_state(part.state_dict()) for name, part
                              in self._modules_and_optimizers(net).items()}
 
     def on_epoch_end(self, net, **kwargs):

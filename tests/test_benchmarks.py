@@ -25,9 +25,38 @@ def test_run_methods(results_in_tmp):
 
 
 def test_throughput(results_in_tmp):
+    # every method's hand-written loop and the library's classifier run an epoch
+    # and make the same forward and backward passes (a behaviour check: the times
+    # are not asserted)
     from benchmarks import throughput
 
-    throughput.main(SMALL + ["--repeats", "1", "--steps", "2", "--no-write"])
+    summary = throughput.main(SMALL + ["--repeats", "1", "--steps", "2", "--no-art",
+                                       "--no-profile"])
+    assert [row["method"] for row in summary] == list(throughput.METHODS)
+    for row in summary:
+        assert row["same_work"], row
+        assert (row["forward_passes"], row["backward_passes"]) == (
+            row["hand_forward_passes"], row["hand_backward_passes"])
+        assert row["ratio_median"] > 0
+    assert sorted(p.suffix for p in results_in_tmp.iterdir()) == [".json", ".md"]
+
+
+def test_throughput_art(results_in_tmp):
+    # the Adversarial Robustness Toolbox is a benchmark-only package (not
+    # installed in CI): the test skips without it
+    pytest.importorskip("art")
+    from benchmarks import throughput
+
+    summary = throughput.main(SMALL + ["--repeats", "1", "--steps", "2", "--methods",
+                                       "pgd_at", "trades", "--no-profile",
+                                       "--no-write"])
+    rows = {row["method"]: row for row in summary}
+    assert set(rows) == {"pgd_at", "trades", "art_madry_pgd", "art_trades"}
+    assert rows["pgd_at"]["same_work"] and rows["trades"]["same_work"]
+    # ART's PGD predicts the adversarial and the clean batch after each attack
+    assert rows["art_madry_pgd"]["passes_as_expected"]
+    assert rows["art_trades"]["passes_as_expected"]
+    assert rows["art_madry_pgd"]["ratio_median"] > 0
 
 
 def test_robust_datasets(results_in_tmp):

@@ -20,7 +20,8 @@ from ..utils._validation import (
     check_in_box,
 )
 
-__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "predict_labels"]
+__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "perturb_validated",
+           "predict_labels"]
 
 
 def is_attack(obj):
@@ -60,12 +61,21 @@ def check_logits_once(model, x):
 
 
 def _looks_like_probabilities(logits):
+    """Whether every score of a 2-D batch is in [0, 1] and every row sums to 1.
+
+    The training attacks call it on every batch: the range is read with one
+    reduction (``aminmax``), and the row sums are only formed when it holds.
+    """
     if logits.ndim != 2 or logits.shape[0] == 0:
         return False
     with torch.no_grad():
-        in_unit = bool(((logits >= 0) & (logits <= 1)).all())
-        sums_to_one = bool(((logits.sum(dim=1) - 1).abs() < 1e-4).all())
-    return in_unit and sums_to_one
+        if logits.is_floating_point():
+            low, high = torch.aminmax(logits)
+            if not (float(low) >= 0 and float(high) <= 1):  # NaN fails too
+                return False
+        elif not bool(((logits >= 0) & (logits <= 1)).all()):
+            return False
+        return bool(((logits.sum(dim=1) - 1).abs() < 1e-4).all())
 
 
 class BaseAttack(BaseEstimator):
@@ -185,6 +195,21 @@ class BaseAttack(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def perturb_validated(attack, model, X, y, *, return_info=False):
+    """``attack.perturb(model, X, y, return_info=..., check_input=False)`` without
+    validating the attack's parameters again.
+
+    For loops that validate an attack once and then run it on many batches, such
+    as the classifiers' training attacks (validated at the start of every
+    training call): checking a dozen parameter constraints costs about as much
+    as a small network's forward pass, once per batch. An attack whose class
+    overrides ``perturb`` runs through its own ``perturb``.
+    """
+    if type(attack).perturb is not BaseAttack.perturb:
+        return attack.perturb(model, X, y, return_info=return_info, check_input=False)
+    return attack._attack_batch(model, X.detach(), y, return_info)
 
 
 def check_attack_input(model, X, y, *, clip_min=None, clip_max=None):

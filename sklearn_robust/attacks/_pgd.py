@@ -152,18 +152,22 @@ class PGD(BaseAttack):
         def update(grad):
             return ascent_step(grad, step_size, norm)
 
-        best = x.clone()
-        best_kappa = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        threat = self._threat()
+        best = None
         for restart in range(self.n_restarts):
             x_adv, kappa = ascend(
                 model, x, self._start(x, generator), objective, update,
-                n_steps=self.n_steps, **self._threat(), y=y if return_info else None,
+                n_steps=self.n_steps, **threat, y=y if return_info else None,
                 warn=self._warn_if_probabilities if restart == 0 else None)
-            if self.n_restarts == 1:
-                best, best_kappa = x_adv, kappa
-                break
+            if self.n_restarts == 1:  # the run is the result (the training attacks)
+                return x_adv, ({"n_correct_steps": kappa} if return_info else {})
+            if best is None:  # per sample, the run kept so far
+                best = x.clone()
+                best_kappa = torch.zeros(x.shape[0], dtype=torch.long,
+                                         device=x.device)
+                best_fooled = torch.zeros(x.shape[0], dtype=torch.bool,
+                                          device=x.device)
+                best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
             with torch.no_grad():
                 logits = model(x_adv)
                 fooled = logits.argmax(dim=1) != y

@@ -16,7 +16,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import EpochScoring
+from skorch.callbacks import EpochScoring, PrintLog
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset, multi_indexing, to_numpy, to_tensor
 from torch.utils.data import DataLoader
@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from ..attacks import PGD
 from ..attacks._base import (
     ATTACK_CONSTRAINT,
+    perturb_validated,
     set_threat_model,
     warn_if_unused_with_attack,
 )
@@ -167,6 +168,23 @@ def _normalised(log_w, n):
     return w * (n / w.sum())
 
 
+class _PrintLog(PrintLog):
+    """skorch's :class:`~skorch.callbacks.PrintLog`, formatting a row only when it
+    is shown.
+
+    skorch formats the epoch's table row (``tabulate``) even with ``verbose=0``,
+    where it is not printed: about a millisecond per epoch. Here an epoch that
+    prints nothing (``verbose=0`` and the default sink, ``print``) formats
+    nothing; the header is then printed with the first row that is shown. With
+    another sink every row is formatted and sent, as in skorch.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.sink is print and not net.verbose:
+            return
+        super().on_epoch_end(net, **kwargs)
+
+
 class _ArrayBatches:
     """Mini-batches sliced from in-memory arrays, in a DataLoader's order.
 
@@ -219,6 +237,13 @@ def _check_device_available(device, caller_name):
         raise ValueError(
             f"{caller_name}: device={device!r} does not exist: {count()} "
             f"{dev.type} device(s) visible, numbered from 0.")
+
+
+def _validate_attack(attack):
+    """Validate a training attack's parameters (as its ``perturb`` would)."""
+    check = getattr(attack, "_check_params", None)
+    if check is not None:
+        check()
 
 
 def _check_module_param(module, caller_name):
@@ -450,6 +475,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                                       clip_min=self.clip_min, clip_max=self.clip_max)
         if "random_state" in attack.get_params():
             attack.set_params(random_state=self.training_random_state(1))
+        _validate_attack(attack)
         self.attack_ = attack
         return self
 
@@ -477,11 +503,16 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         # the cached batch targets (integer codes): score from fresh predictions
         # against the dataset's labels instead (batch targets of a sample-weighted
         # fit are dicts: the extractor takes their codes)
-        return [(name, EpochScoring("accuracy", name="valid_acc",
-                                    lower_is_better=False, use_caching=False,
-                                    target_extractor=_batch_codes)
-                 if name == "valid_acc" else cb)
-                for name, cb in super()._default_callbacks]
+        # the epoch log is formatted only when it is shown (see _PrintLog)
+        callbacks = []
+        for name, cb in super()._default_callbacks:
+            if name == "valid_acc":
+                cb = EpochScoring("accuracy", name="valid_acc", lower_is_better=False,
+                                  use_caching=False, target_extractor=_batch_codes)
+            elif name == "print_log" and type(cb) is PrintLog:
+                cb = _PrintLog()
+            callbacks.append((name, cb))
+        return callbacks
 
     # ---------------------------------------------------------------- training
     def robust_loss(self, X, y, sample_weight=None, **fit_params):
@@ -636,7 +667,21 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
     def perturb(self, X, y):
         """Attack a clean batch of class codes with the training attack (module in
         eval mode)."""
-        return self.attack_.perturb(self.attacked_module_, X, y, check_input=False)
+        return self._run_attack(self.attack_, X, y)
+
+    def _run_attack(self, attack, X, y, *, return_info=False):
+        """``attack.perturb`` of a batch on :attr:`attacked_module_`, input unchecked.
+
+        During a training call the training attacks' parameters were validated
+        when the attacks were built at its start (:meth:`initialize_attack`), so
+        they are not validated again at every batch; outside training ``perturb``
+        validates them as usual.
+        """
+        module = self.attacked_module_
+        if getattr(self, "_train_seed", None) is None:
+            return attack.perturb(module, X, y, return_info=return_info,
+                                  check_input=False)
+        return perturb_validated(attack, module, X, y, return_info=return_info)
 
     @property
     def attacked_module_(self):

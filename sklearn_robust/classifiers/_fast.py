@@ -4,13 +4,11 @@
 
 import numbers
 
-from skorch.callbacks import PrintLog
-
 from ..callbacks import CatastrophicOverfittingCheck
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import POSITIVE_INT, Interval, Options
 from ._adversarial import adversarial_loss
-from ._base import BaseAdversarialClassifier
+from ._base import BaseAdversarialClassifier, _PrintLog
 
 __all__ = ["FastAdversarialClassifier"]
 
@@ -243,7 +241,7 @@ class FastAdversarialClassifier(BaseAdversarialClassifier):
             if name == "print_log":
                 callbacks.append(("catastrophic_overfitting", _EarlyStopFromNet()))
                 # True only at the epoch that fires, which is not printed
-                cb = PrintLog(keys_ignored=["catastrophic_overfitting"])
+                cb = _PrintLog(keys_ignored=["catastrophic_overfitting"])
             callbacks.append((name, cb))
         return callbacks
 

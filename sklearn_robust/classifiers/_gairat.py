@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skorch.callbacks import PrintLog
 
 from ..attacks._losses import _kl_loss as kl_loss
 from ..callbacks import _GAIR_KEYS_NOT_PRINTED, GAIRMonitor
@@ -24,7 +23,7 @@ from ..utils._param_validation import (
     validate_parameter_constraints,
 )
 from ..utils._validation import as_contiguous
-from ._base import BaseAdversarialClassifier, _normalised  # noqa: F401
+from ._base import BaseAdversarialClassifier, _normalised, _PrintLog  # noqa: F401
 from ._trades import trades_loss
 
 __all__ = ["GAIRATClassifier", "GAIRTRADESClassifier", "gair_weights"]
@@ -347,7 +346,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
             if name == "print_log":
                 # the diagnostics are recorded before the log is printed
                 callbacks.append(("gair_monitor", GAIRMonitor()))
-                cb = PrintLog(keys_ignored=list(_GAIR_KEYS_NOT_PRINTED))
+                cb = _PrintLog(keys_ignored=list(_GAIR_KEYS_NOT_PRINTED))
             callbacks.append((name, cb))
         return callbacks
 
@@ -418,8 +417,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
 
         ``kappa`` is the attack's ``info["n_correct_steps"]``.
         """
-        X_adv, info = self.attack_.perturb(self.attacked_module_, X, y,
-                                           return_info=True, check_input=False)
+        X_adv, info = self._run_attack(self.attack_, X, y, return_info=True)
         kappa = info.get("n_correct_steps")
         if kappa is None:
             raise TypeError(
@@ -617,6 +615,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.cw_attack_ = self.pgd_attack(loss="cw", random_start="normal",
                                           random_state=self.training_random_state(2))
+        self.cw_attack_._check_params()  # once: _run_attack does not at every batch
 
     def robust_loss(self, X, y, sample_weight=None, **fit_params):
         """``CE(f(x), y) + beta * mean[w KL(x, x_adv) + (1 - w) KL(x, x_cw)]``."""
@@ -630,8 +629,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         else:
             logits = self.infer(X, **fit_params)
             logits_adv = self.infer(X_adv, **fit_params)
-            X_cw = self.cw_attack_.perturb(self.attacked_module_, X, y,
-                                           check_input=False)
+            X_cw = self._run_attack(self.cw_attack_, X, y)
             logits_cw = self.infer(X_cw, **fit_params)
             w = log_w.exp()
             wt = w.to(logits.device, logits.dtype)

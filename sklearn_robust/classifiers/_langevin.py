@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
+import numbers
 
 from ..attacks._langevin import NOISE_CONSTRAINTS, LangevinSampler
 from ..attacks._losses import _kl_loss as kl_loss
@@ -237,10 +238,22 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
         return self
 
     def update_dual(self, nominal_loss):
-        """Apply :func:`dual_update` to ``dual_variable_`` and return the new value."""
-        self.dual_variable_ = dual_update(self.dual_variable_, nominal_loss,
-                                          margin=self.margin,
-                                          dual_step_size=self.dual_step_size)
+        """Apply :func:`dual_update` to ``dual_variable_`` and return the new value.
+
+        Called after every training batch: with a finite loss and the parameters
+        validated by ``fit`` it takes the step without :func:`dual_update`'s
+        argument checks (same arithmetic); anything else goes through them.
+        """
+        nu, loss = self.dual_variable_, nominal_loss
+        if (isinstance(nu, float) and isinstance(loss, float) and math.isfinite(loss)
+                and isinstance(self.margin, numbers.Real)
+                and isinstance(self.dual_step_size, numbers.Real)
+                and math.isfinite(nu) and nu >= 0):
+            self.dual_variable_ = max(0.0, nu + float(self.dual_step_size)
+                                      * (loss - float(self.margin)))
+        else:
+            self.dual_variable_ = dual_update(nu, nominal_loss, margin=self.margin,
+                                              dual_step_size=self.dual_step_size)
         return self.dual_variable_
 
     # ------------------------------------------------------------ training

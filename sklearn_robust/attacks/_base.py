@@ -20,8 +20,8 @@ from ..utils._validation import (
     check_in_box,
 )
 
-__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "perturb_validated",
-           "predict_labels"]
+__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "check_logits_once", "is_attack",
+           "perturb_validated", "predict_labels"]
 
 
 def is_attack(obj):
@@ -47,10 +47,11 @@ def predict_labels(model, x, batch_size=1024, device=None):
     return scores.argmax(dim=1)
 
 
-#: False while an attack runs with ``check_input=False``: the check that the
-#: model returns logits reads device values on the host, and callers that skip
-#: the input checks (training loops) check the logits once themselves
-_CHECK_LOGITS = contextvars.ContextVar("sklearn_robust_check_logits", default=True)
+#: False while an attack runs with ``check_input=False`` (None: not set): the
+#: check that the model returns logits reads device values on the host, so
+#: training loops ask for it on the first batch of a training call only
+#: (``perturb_validated(..., check_logits=True)``)
+_CHECK_LOGITS = contextvars.ContextVar("sklearn_robust_check_logits", default=None)
 
 
 def check_logits_once(model, x):
@@ -63,8 +64,9 @@ def check_logits_once(model, x):
 def _looks_like_probabilities(logits):
     """Whether every score of a 2-D batch is in [0, 1] and every row sums to 1.
 
-    The training attacks call it on every batch: the range is read with one
-    reduction (``aminmax``), and the row sums are only formed when it holds.
+    The range is read with one reduction (``aminmax``), and the row sums are
+    only formed when it holds. Training loops call it once per training call
+    (:func:`check_logits_once`), not per batch: it reads device values.
     """
     if logits.ndim != 2 or logits.shape[0] == 0:
         return False
@@ -141,7 +143,8 @@ class BaseAttack(BaseEstimator):
         """
         self._check_params()
         if not check_input:
-            token = _CHECK_LOGITS.set(False)
+            # no logits check, unless an enclosing perturb_validated asks for it
+            token = _CHECK_LOGITS.set(_CHECK_LOGITS.get() is True)
             try:
                 return self._attack_batch(model, X.detach(), y, return_info)
             finally:
@@ -184,7 +187,7 @@ class BaseAttack(BaseEstimator):
 
     @staticmethod
     def _warn_if_probabilities(logits):
-        if _CHECK_LOGITS.get() and _looks_like_probabilities(logits):
+        if _CHECK_LOGITS.get() is not False and _looks_like_probabilities(logits):
             warnings.warn(
                 "The model's outputs look like probabilities (in [0, 1], rows summing "
                 "to 1). Attacks need logits: probabilities saturate and hide "
@@ -197,7 +200,7 @@ class BaseAttack(BaseEstimator):
         return tags
 
 
-def perturb_validated(attack, model, X, y, *, return_info=False):
+def perturb_validated(attack, model, X, y, *, return_info=False, check_logits=False):
     """``attack.perturb(model, X, y, return_info=..., check_input=False)`` without
     validating the attack's parameters again.
 
@@ -205,11 +208,18 @@ def perturb_validated(attack, model, X, y, *, return_info=False):
     as the classifiers' training attacks (validated at the start of every
     training call): checking a dozen parameter constraints costs about as much
     as a small network's forward pass, once per batch. An attack whose class
-    overrides ``perturb`` runs through its own ``perturb``.
+    overrides ``perturb`` runs through its own ``perturb``. As with
+    ``check_input=False``, the model's outputs are not checked to be logits
+    (a host synchronisation) unless ``check_logits``.
     """
-    if type(attack).perturb is not BaseAttack.perturb:
-        return attack.perturb(model, X, y, return_info=return_info, check_input=False)
-    return attack._attack_batch(model, X.detach(), y, return_info)
+    token = _CHECK_LOGITS.set(bool(check_logits))
+    try:
+        if type(attack).perturb is not BaseAttack.perturb:
+            return attack.perturb(model, X, y, return_info=return_info,
+                                  check_input=False)
+        return attack._attack_batch(model, X.detach(), y, return_info)
+    finally:
+        _CHECK_LOGITS.reset(token)
 
 
 def check_attack_input(model, X, y, *, clip_min=None, clip_max=None):

@@ -681,7 +681,11 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         if getattr(self, "_train_seed", None) is None:
             return attack.perturb(module, X, y, return_info=return_info,
                                   check_input=False)
-        return perturb_validated(attack, module, X, y, return_info=return_info)
+        # the model's outputs are checked to be logits on the first batch of a
+        # training call only: the check reads device values on the host
+        first, self._logits_checked = not self._logits_checked, True
+        return perturb_validated(attack, module, X, y, return_info=return_info,
+                                 check_logits=first)
 
     @property
     def attacked_module_(self):
@@ -1002,6 +1006,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         seed = self._next_train_seed(restart)
         with fork_rng(seed, self.device):
             self._train_seed = seed
+            self._logits_checked = False
             try:
                 self._check_training_step()
                 if initialize:

@@ -176,3 +176,30 @@ def test_warns_when_a_given_attack_makes_settings_unused(small_digits):
         gairat = GAIRATClassifier(**kw, random_start=False,
                                   attack=PGD(n_steps=4)).fit(X, y)
     assert gairat.kappa_max_ == 4            # K is the given attack's n_steps
+
+
+class _SoftmaxMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.Softmax(dim=1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_probability_outputs_warn_once_per_training_call():
+    from sklearn_robust.exceptions import NotLogitsWarning
+
+    X, y = load_digits_images(flat=True)
+    X, y = X[:96], y[:96]
+    clf = AdversarialClassifier(module=_SoftmaxMLP, eps=0.1, n_steps=2, max_epochs=2,
+                                batch_size=32, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X, y)                  # 6 batches, one check
+        clf.partial_fit(X, y)          # a new training call, one more
+    assert sum(issubclass(w.category, NotLogitsWarning) for w in caught) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotLogitsWarning)
+        AdversarialClassifier(eps=0.1, n_steps=2, max_epochs=1, batch_size=32,
+                              random_state=0).fit(X, y)

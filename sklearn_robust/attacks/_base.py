@@ -2,6 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import contextlib
 import contextvars
 import inspect
 import warnings
@@ -52,6 +53,17 @@ def predict_labels(model, x, batch_size=1024, device=None):
 #: training loops ask for it on the first batch of a training call only
 #: (``perturb_validated(..., check_logits=True)``)
 _CHECK_LOGITS = contextvars.ContextVar("sklearn_robust_check_logits", default=None)
+
+
+@contextlib.contextmanager
+def checking_logits():
+    """Within the block, attacks check that the model returns logits even with
+    ``check_input=False`` (evaluation code that validated the data itself)."""
+    token = _CHECK_LOGITS.set(True)
+    try:
+        yield
+    finally:
+        _CHECK_LOGITS.reset(token)
 
 
 def check_logits_once(model, x):

@@ -21,6 +21,7 @@ from ._apgd import APGD, APGDT
 from ._base import (
     BaseAttack,
     check_attack_input,
+    checking_logits,
     is_attack,
     predict_labels,
     set_threat_model,
@@ -281,8 +282,9 @@ def cascade(attacks, model, X, y, *, return_info=False, check_input=True,
                 xb, yb = x[rows].to(device), y[rows].to(device)
                 if check_input or not isinstance(attack, BaseAttack):
                     adv = attack.perturb(counter, xb, yb)
-                else:
-                    adv = attack.perturb(counter, xb, yb, check_input=False)
+                else:   # the data were checked; the model's outputs still are
+                    with checking_logits():
+                        adv = attack.perturb(counter, xb, yb, check_input=False)
                 adv = as_tensor(adv, device=device, dtype=x.dtype)
                 fooled = (predict_labels(model, adv) != yb).to(x.device)
                 x_adv[rows] = adv.to(x.device)

@@ -64,6 +64,7 @@ class AdversarialClassifier(BaseAdversarialClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack (e.g. ``PGD(loss="cw")``); it keeps its
         own procedure and takes ``eps``, ``norm`` and the clip box from the

@@ -263,6 +263,22 @@ def _check_module_param(module, caller_name):
            if isinstance(module, str) else "") + ".")
 
 
+def _channels_last_input(module, args):
+    """Forward pre-hook: 4-D inputs in the channels-last memory layout."""
+    if args and isinstance(args[0], torch.Tensor) and args[0].ndim == 4:
+        return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+    return None
+
+
+def to_channels_last(module):
+    """``module`` with its 4-D parameters and its 4-D inputs in the channels-last
+    (NHWC) memory layout; values and shapes are unchanged, convolutions may run
+    faster (tensor cores on GPUs, oneDNN on CPUs)."""
+    module = module.to(memory_format=torch.channels_last)
+    module.register_forward_pre_hook(_channels_last_input)
+    return module
+
+
 class BaseAdversarialClassifier(NeuralNetClassifier):
     """Base class of the robust classifiers: skorch nets trained on attacked batches.
 
@@ -335,7 +351,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                  train_split=None, verbose=0, eps=0.3, norm="linf", n_steps=40,
                  step_size=0.01, random_start=True, clip_min=0.0, clip_max=1.0,
                  attack=None, random_state=None, preprocessor=None, precision="fp32",
-                 **kwargs):
+                 channels_last=False, **kwargs):
         # shuffle the training batches unless told otherwise (skorch does not)
         kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -352,6 +368,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         self.random_state = random_state
         self.preprocessor = preprocessor
         self.precision = precision
+        self.channels_last = channels_last
 
     #: Slice training batches from in-memory arrays (see :meth:`get_iterator`);
     #: False where a ``DataLoader`` is needed (Accelerate shards it per process).
@@ -396,6 +413,7 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         "attack": ATTACK_CONSTRAINT,
         "preprocessor": [HasMethods(["fit", "transform"]), None],
         "precision": [StrOptions(set(PRECISIONS))],
+        "channels_last": ["boolean"],
         # skorch's own parameters, which skorch does not check
         "batch_size": _BATCH_SIZE,
         "max_epochs": [NON_NEGATIVE_INT],
@@ -733,6 +751,8 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                             f"{type(self.module_).__name__}, not a torch.nn.Module.")
         if prep is not None:
             self.module_ = _Preprocessed(prep, self.module_)
+        if self.channels_last:
+            self.module_ = to_channels_last(self.module_)
         return self
 
     def _preprocessing_module(self):

@@ -89,6 +89,8 @@ class FastAdversarialClassifier(BaseAdversarialClassifier):
         that counts as catastrophic overfitting (the authors': more than 0.2).
     %(clip_box)s
     %(preprocessor)s
+    %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the FGSM-RS training attack; it takes ``eps``, ``norm`` and the
         clip box from the classifier.

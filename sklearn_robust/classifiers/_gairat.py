@@ -189,6 +189,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the PGD training attack. It must report ``kappa`` as
         ``info["n_correct_steps"]`` from ``perturb(..., return_info=True)`` (every
@@ -511,6 +512,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the KL attack (it must report ``n_correct_steps``); the CW
         attack is always built from ``eps``, ``n_steps`` and ``step_size``.

@@ -122,6 +122,7 @@ class LangevinAdvClassifier(BaseAdversarialClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the training attack; it takes ``eps``, ``norm`` and the clip box
         from the classifier.

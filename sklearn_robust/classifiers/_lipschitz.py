@@ -238,6 +238,7 @@ class LipschitzDropoutClassifier(BaseAdversarialClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the training attack of TRADES, AT, RST or LLR; it takes ``eps``,
         ``norm`` and the clip box from the classifier. Must be None for ``"gr"``.

@@ -78,6 +78,7 @@ class TRADESClassifier(BaseAdversarialClassifier):
     %(clip_box)s
     %(preprocessor)s
     %(precision)s
+    %(channels_last)s
     attack : attack instance or None, default=None
         Replaces the KL attack; it takes ``eps``, ``norm`` and the clip box from
         the classifier.

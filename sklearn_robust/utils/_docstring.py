@@ -76,6 +76,13 @@ FRAGMENTS = {
             the scorers take a ``precision`` of their own. Check the robust
             accuracy of a lower precision beside its time
             (``benchmarks/throughput.py``).''',
+    "channels_last": '''
+        channels_last : bool, default=False
+            Keep the network's 4-D weights and its image inputs in the
+            channels-last (NHWC) memory layout, which convolutions may run
+            faster in (tensor cores on GPUs, oneDNN on CPUs); the values are
+            unchanged. Measure it with ``benchmarks/precision.py``
+            (``--train-precisions fp32 fp32+channels_last``).''',
     "device": '''
         device : str or torch.device, default="cpu"
             Device of the computation.''',

@@ -203,3 +203,33 @@ def test_probability_outputs_warn_once_per_training_call():
         warnings.simplefilter("error", NotLogitsWarning)
         AdversarialClassifier(eps=0.1, n_steps=2, max_epochs=1, batch_size=32,
                               random_state=0).fit(X, y)
+
+
+def test_channels_last_keeps_values_and_layout():
+    import pickle
+
+    from sklearn_robust.nn import SmallCNN
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(40, 1, 16, 16).astype(np.float32)
+    y = np.arange(40) % 3
+    kw = dict(module=SmallCNN, eps=0.1, n_steps=2, step_size=None, max_epochs=1,
+              batch_size=20, random_state=0)
+    plain = AdversarialClassifier(**kw).fit(X, y)
+    nhwc = AdversarialClassifier(**kw, channels_last=True).fit(X, y)
+    convs = [p for p in nhwc.module_.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last)
+                         for p in convs)
+    seen = []
+    handle = nhwc.module_.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous(
+            memory_format=torch.channels_last)))
+    nhwc.module_.load_state_dict(plain.module_.state_dict())   # same weights
+    np.testing.assert_allclose(nhwc.predict_proba(X), plain.predict_proba(X),
+                               atol=1e-5)
+    handle.remove()
+    assert seen and all(seen)       # the inputs reach the network as NHWC
+    again = pickle.loads(pickle.dumps(nhwc))
+    np.testing.assert_array_equal(again.predict(X), nhwc.predict(X))
+    with pytest.raises(ValueError, match="channels_last"):
+        AdversarialClassifier(**kw, channels_last="yes").fit(X, y)

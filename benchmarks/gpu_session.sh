@@ -40,9 +40,10 @@ stage cuda-tests 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
 stage throughput 90 python3 -m benchmarks.throughput --data mnist --data-path "$DATA" \
     --module smallcnn --n-train 10000 --device cuda --repeats 3 \
     --methods pgd_at trades fast_at
-stage precision 150 python3 -m benchmarks.precision --data mnist --data-path "$DATA" \
+stage precision 200 python3 -m benchmarks.precision --data mnist --data-path "$DATA" \
     --n-train 10000 --n-test 500 --device cuda --epochs 4 \
-    --train-precisions fp32 bf16 fp16 --eval-precisions fp32 bf16 fp16
+    --train-precisions fp32 bf16 fp16 bf16+channels_last fp32+compile \
+    --eval-precisions fp32 bf16 fp16
 stage methods 240 python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
     --device cuda --epochs 10 --seeds 0 --methods natural pgd_at trades gairat dale
 stage robust-datasets 180 python3 -m benchmarks.robust_datasets --data mnist \

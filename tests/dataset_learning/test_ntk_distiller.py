@@ -252,7 +252,6 @@ def test_verbose_progress_bar(digits_small, capsys):
     ({"dtype": "float16"}, "dtype"),
     ({"device": "gpu:x"}, "device"),
     ({"clip_min": 1.0, "clip_max": 0.0}, "clip"),
-    ({"shift": -1}, "shift"),
     ({"depth": []}, "depth"),
     ({"depth": "1"}, "depth"),
     ({"depth": [1, -1]}, "depth"),
@@ -394,15 +393,3 @@ def test_kernel_ensemble_draws_one_depth_per_step(digits_small, monkeypatch):
     np.testing.assert_array_equal(
         single.X_robust_, NTKRobustDistiller(**FAST, depth=2).fit(X, y).X_robust_)
 
-
-def test_shift_augments_the_support(digits_small):
-    X, y = digits_small
-    plain = NTKRobustDistiller(**FAST).fit_transform(X, y)
-    np.testing.assert_array_equal(
-        plain, NTKRobustDistiller(**FAST, shift=0).fit_transform(X, y))
-    shifted = NTKRobustDistiller(**FAST, shift=1).fit_transform(X, y)
-    assert shifted.shape == X.shape and not np.allclose(shifted, plain)
-    np.testing.assert_array_equal(
-        shifted, NTKRobustDistiller(**FAST, shift=1).fit_transform(X, y))
-    with pytest.raises(ValueError, match="shift=1 translates images"):
-        NTKRobustDistiller(**FAST, shift=1).fit(X[:, :10], y)

@@ -46,40 +46,6 @@ def _change_bounds(x, clip_min, clip_max, max_change):
     return lo, hi
 
 
-def shift_images(X, offsets, shape):
-    """Translate each image of a batch by an integer offset, filling with zeros.
-
-    The differentiable augmentation of dataset learning (as the translations of
-    Zhao and Bilen's DSA, 2021): the output is a gather of the padded input, so
-    gradients flow back to ``X``.
-
-    Parameters
-    ----------
-    X : tensor of shape (n, ...)
-        A batch whose samples hold ``prod(shape)`` values (flat or image rows).
-    offsets : tensor of int64, shape (n, 2)
-        Row and column shift of each image (positive: down and to the right).
-    shape : tuple of int
-        ``(channels, height, width)`` of one image.
-
-    Returns
-    -------
-    shifted : tensor of the shape of ``X``
-    """
-    n = X.shape[0]
-    c, h, w = shape
-    s = int(offsets.abs().max()) if n else 0
-    if s == 0:
-        return X
-    padded = torch.nn.functional.pad(X.reshape(n, c, h, w), (s, s, s, s))
-    rows = torch.arange(h, device=X.device) + (s - offsets[:, :1])     # (n, h)
-    cols = torch.arange(w, device=X.device) + (s - offsets[:, 1:])     # (n, w)
-    out = padded[torch.arange(n, device=X.device)[:, None, None, None],
-                 torch.arange(c, device=X.device)[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]
-    return out.reshape(X.shape)
-
-
 class BaseRobustDataset(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Base class of transformers that learn a robust training set.
 

@@ -15,7 +15,7 @@ from torch.func import functional_call
 
 from ..attacks._base import ATTACK_CONSTRAINT
 from ..exceptions import DatasetLearningWarning
-from ..nn import MLP, image_shape
+from ..nn import MLP
 from ..utils._docstring import FRAGMENTS, Substitution
 from ..utils._param_validation import (
     NON_NEGATIVE_INT,
@@ -27,7 +27,7 @@ from ..utils._param_validation import (
 )
 from ..utils._torch import fork_rng, seed_from_random_state
 from ..utils._validation import check_clip_box
-from ._base import BaseRobustDataset, _adam_step, _change_bounds, shift_images
+from ._base import BaseRobustDataset, _adam_step, _change_bounds
 
 __all__ = ["TriLevelDatasetLearner"]
 
@@ -79,8 +79,7 @@ def _build_module(spec, input_shape, n_classes):
     return module
 
 
-def unrolled_train(module, params, X_syn, y_syn, batches, inner_lr, n_unrolled=None,
-                   augment=None):
+def unrolled_train(module, params, X_syn, y_syn, batches, inner_lr, n_unrolled=None):
     """Train ``module`` naturally on the learned set by unrolled SGD steps.
 
     This is the inner level: ``theta_{t+1} = theta_t - inner_lr * grad CE(f(theta_t;
@@ -105,9 +104,6 @@ def unrolled_train(module, params, X_syn, y_syn, batches, inner_lr, n_unrolled=N
         SGD step size.
     n_unrolled : int or None, default=None
         Number of final steps kept in the graph; ``None``: all ``T``.
-    augment : callable or None, default=None
-        ``augment(t, X_batch)`` returns the (differentiable) augmented mini-batch
-        of step ``t``; ``None``: no augmentation.
 
     Returns
     -------
@@ -118,10 +114,8 @@ def unrolled_train(module, params, X_syn, y_syn, batches, inner_lr, n_unrolled=N
     n_free = 0 if n_unrolled is None else max(0, len(batches) - n_unrolled)
     for t, idx in enumerate(batches):
         graph = t >= n_free
-        X = (X_syn if graph else X_syn.detach())[idx]
-        if augment is not None:
-            X = augment(t, X)
-        loss = F.cross_entropy(functional_call(module, params, (X,)), y_syn[idx])
+        X = X_syn if graph else X_syn.detach()
+        loss = F.cross_entropy(functional_call(module, params, (X[idx],)), y_syn[idx])
         grads = torch.autograd.grad(loss, [params[n] for n in names],
                                     create_graph=graph, allow_unused=True)
         params = {n: params[n] if g is None else params[n] - inner_lr * g
@@ -235,12 +229,6 @@ default=None
     max_change : float or None, default=None
         Optional ``linf`` bound on how far a learned sample may move from its
         original; ``None`` lets it move anywhere in the clip box.
-    shift : int, default=0
-        Differentiable augmentation of the inner level: every image of every
-        inner mini-batch is translated by a random integer offset of at most
-        ``shift`` pixels in each direction (zero fill; flat rows are read as
-        images by :func:`~sklearn_robust.nn.image_shape`), as the translations
-        of differentiable siamese augmentation [5]_. ``0``: none.
     init : None or robust-dataset transformer, default=None
         Where the learned set starts: ``None``, at the original rows; or a
         same-size learner (e.g. :class:`NTKRobustDistiller`), a clone of which
@@ -374,8 +362,6 @@ default=None
        arXiv:1706.06083.
     .. [4] A. Shaban, C.-A. Cheng, N. Hatch and B. Boots, "Truncated
        Back-propagation for Bilevel Optimization", AISTATS 2019.
-    .. [5] B. Zhao and H. Bilen, "Dataset Condensation with Differentiable Siamese
-       Augmentation", ICML 2021, arXiv:2102.08259.
 
     Examples
     --------
@@ -398,7 +384,7 @@ default=None
                  inner_lr=0.3, unrolled_steps=None, max_iter=1600, lr=0.01,
                  batch_size=128,
                  inner_batch_size=None, n_steps=10, step_size=None, attack=None,
-                 max_change=None, shift=0, init=None, clip_min=0.0, clip_max=1.0,
+                 max_change=None, init=None, clip_min=0.0, clip_max=1.0,
                  device="cpu", random_state=None, verbose=0):
         self.eps = eps
         self.norm = norm
@@ -414,7 +400,6 @@ default=None
         self.step_size = step_size
         self.attack = attack
         self.max_change = max_change
-        self.shift = shift
         self.init = init
         self.clip_min = clip_min
         self.clip_max = clip_max
@@ -454,7 +439,6 @@ default=None
         "n_steps": [POSITIVE_INT],
         "step_size": [POSITIVE_REAL, None],
         "max_change": [NON_NEGATIVE_REAL, None],
-        "shift": [NON_NEGATIVE_INT],
         "verbose": [NON_NEGATIVE_INT],
         "device": [TorchDevice()],
         "attack": ATTACK_CONSTRAINT,
@@ -508,15 +492,6 @@ default=None
                     f"shape (n_samples, {n_classes}).")
 
         attack = self._make_attack("ce", rng)
-        shape = None
-        if self.shift:
-            try:
-                shape = image_shape(input_shape)
-            except ValueError:
-                raise ValueError(
-                    f"shift={self.shift} translates images, but samples of shape "
-                    f"{input_shape} are not images (flat rows must hold a square "
-                    "image, or pass X of shape (n_samples, C, H, W)).") from None
         batch = min(self.batch_size, n)
         inner_batch = min(self.inner_batch_size or self.batch_size, n)
 
@@ -541,17 +516,8 @@ default=None
                                        device=device)
                        for _ in range(self.inner_steps)]
             real = torch.as_tensor(rng.choice(n, batch, replace=False), device=device)
-            augment = None
-            if self.shift:
-                size = (self.inner_steps, inner_batch, 2)
-                offsets = torch.as_tensor(
-                    rng.randint(-self.shift, self.shift + 1, size=size), device=device)
-
-                def augment(t, x, offsets=offsets):
-                    return shift_images(x, offsets[t], shape)
-
             trained = unrolled_train(module, params, X_syn, y_real, batches,
-                                     float(self.inner_lr), self.unrolled_steps, augment)
+                                     float(self.inner_lr), self.unrolled_steps)
             x_t, y_t = x_real[real], y_real[real]
             with torch.no_grad():   # diagnostics: the inner network on real data
                 clean = functional_call(module, {k: v.detach() for k, v in

@@ -48,6 +48,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from sklearn_robust import AdversarialClassifier, TRADESClassifier
 from sklearn_robust.dataset_learning import (
@@ -163,6 +164,7 @@ class TinyCNN(nn.Module):
 CNN_INNER = {"module": TinyCNN, "inner_steps": 100, "inner_lr": 0.3}
 POOL_INNER = dict(CNN_INNER, module=[None, TinyCNN])   # None: the MLP(128) default
 
+
 class CurvatureDatasetLearner(TriLevelDatasetLearner):
     """A comparison row: GUARD's curvature penalty in place of the adversary.
 
@@ -181,8 +183,6 @@ class CurvatureDatasetLearner(TriLevelDatasetLearner):
     curvature_weight = 10.0
 
     def _outer_loss(self, module, trained, x, y, attack):
-        from torch.func import functional_call
-
         frozen = {k: v.detach() for k, v in trained.items()}
         x_ = x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(

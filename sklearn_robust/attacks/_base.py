@@ -21,8 +21,8 @@ from ..utils._validation import (
     check_in_box,
 )
 
-__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "check_logits_once", "is_attack",
-           "perturb_validated", "predict_labels"]
+__all__ = ["ATTACK_CONSTRAINT", "BaseAttack", "is_attack", "perturb_validated",
+           "predict_labels"]
 
 
 def is_attack(obj):
@@ -66,19 +66,12 @@ def checking_logits():
         _CHECK_LOGITS.reset(token)
 
 
-def check_logits_once(model, x):
-    """Warn (``NotLogitsWarning``) if ``model``'s outputs on ``x`` look like
-    probabilities; the check that ``check_input=False`` leaves out."""
-    with torch.no_grad(), eval_mode(model):
-        BaseAttack._warn_if_probabilities(model(x))
-
-
 def _looks_like_probabilities(logits):
     """Whether every score of a 2-D batch is in [0, 1] and every row sums to 1.
 
     The range is read with one reduction (``aminmax``), and the row sums are
-    only formed when it holds. Training loops call it once per training call
-    (:func:`check_logits_once`), not per batch: it reads device values.
+    only formed when it holds. Training loops ask for it on the first batch of
+    a training call only (:func:`perturb_validated`): it reads device values.
     """
     if logits.ndim != 2 or logits.shape[0] == 0:
         return False

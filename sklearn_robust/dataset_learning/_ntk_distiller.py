@@ -73,10 +73,21 @@ def krr_predict(kernel, X_support, Y_support, X, *, ridge=1e-6, get="ntk"):
     -------
     outputs : Tensor of shape (n, n_outputs), in the dtype of ``X_support``.
     """
-    K_ss = kernel(X_support, get=get)
-    alpha = _solve_kernel_ridge(K_ss.double(), Y_support.double(), ridge)
-    K_ts = kernel(X.to(X_support.dtype), X_support, get=get)
-    return K_ts @ alpha.to(K_ts.dtype)
+    alpha = _krr_coefficients(kernel, X_support, Y_support, ridge, get)
+    return _krr_apply(kernel, X_support, alpha, X, get)
+
+
+def _krr_coefficients(kernel, X_support, Y_support, ridge, get):
+    """``alpha = (K_ss + ridge tr(K_ss) / n_s I)^{-1} Y_s``, solved in float64,
+    differentiable in the support and its labels."""
+    return _solve_kernel_ridge(kernel(X_support, get=get).double(),
+                               Y_support.double(), ridge)
+
+
+def _krr_apply(kernel, X_support, alpha, X, get):
+    """``K(X, X_s) @ alpha``, in the dtype of ``X_support``."""
+    K = kernel(X.to(X_support.dtype), X_support, get=get)
+    return K @ alpha.to(K.dtype)
 
 
 class _KRRModule(torch.nn.Module):
@@ -88,8 +99,7 @@ class _KRRModule(torch.nn.Module):
         self.alpha, self.get = alpha, get
 
     def forward(self, x):
-        x = x.to(self.X_support.dtype)
-        return self.kernel(x, self.X_support, get=self.get) @ self.alpha
+        return _krr_apply(self.kernel, self.X_support, self.alpha, x, self.get)
 
 
 @Substitution(**FRAGMENTS)
@@ -493,8 +503,7 @@ class NTKRobustDistiller(BaseRobustDataset):
             xb = X_s[block].requires_grad_(True)
             yb = Y_s[block].requires_grad_(self.learn_labels)
             # one solve a step: its value for the attack, its graph for the update
-            alpha = _solve_kernel_ridge(kernel(xb, get=self.get).double(),
-                                        yb.double(), ridge)
+            alpha = _krr_coefficients(kernel, xb, yb, ridge, self.get)
             if attack is not None:
                 model = _KRRModule(kernel, xb.detach(),
                                    alpha.detach().to(dtype), self.get)
@@ -502,8 +511,7 @@ class NTKRobustDistiller(BaseRobustDataset):
                 x_eval = torch.cat([x_adv, x_t]) if w > 0 else x_adv
             else:
                 x_eval = x_t
-            K_ts = kernel(x_eval.to(dtype), xb, get=self.get)
-            out = K_ts @ alpha.to(K_ts.dtype)
+            out = _krr_apply(kernel, xb, alpha, x_eval, self.get)
             if attack is None:
                 adv = clean = krr_mse(out, Y_t)
                 clean_out = out.detach()

@@ -208,19 +208,21 @@ def test_attack_seeds_are_scikit_learns_range():
 def test_logits_check_is_skipped_with_check_input_false():
     import warnings
 
-    from sklearn_robust.attacks._base import check_logits_once
+    from sklearn_robust.attacks._base import perturb_validated
     from sklearn_robust.exceptions import NotLogitsWarning
 
     model, x, y = _linear_problem()
     softmax = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))
+    attack = PGD(eps=0.1, n_steps=2)
     with pytest.warns(NotLogitsWarning):
-        PGD(eps=0.1, n_steps=2).perturb(softmax, x, y)
+        attack.perturb(softmax, x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NotLogitsWarning)
-        PGD(eps=0.1, n_steps=2).perturb(softmax, x, y, check_input=False)
-        check_logits_once(model, x)
+        attack.perturb(softmax, x, y, check_input=False)
+        perturb_validated(attack, softmax, x, y)
+        perturb_validated(attack, model, x, y, check_logits=True)
     with pytest.warns(NotLogitsWarning):
-        check_logits_once(softmax, x)
+        perturb_validated(attack, softmax, x, y, check_logits=True)
     # the flag does not leak out of the call
     with pytest.warns(NotLogitsWarning):
         PGD(eps=0.1, n_steps=2).perturb(softmax, x, y)

@@ -392,4 +392,3 @@ def test_kernel_ensemble_draws_one_depth_per_step(digits_small, monkeypatch):
     # a one-depth list is the plain distiller with that depth
     np.testing.assert_array_equal(
         single.X_robust_, NTKRobustDistiller(**FAST, depth=2).fit(X, y).X_robust_)
-

@@ -411,4 +411,3 @@ def test_init_starts_from_another_learners_rows(digits_small):
         TriLevelDatasetLearner(**FAST, init=NTKRobustDistiller(n_support=20)).fit(X, y)
     with pytest.raises(TypeError, match="same-size"):
         TriLevelDatasetLearner(**FAST, init=LogisticRegression()).fit(X, y)
-

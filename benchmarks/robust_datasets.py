@@ -196,6 +196,18 @@ class CurvatureDatasetLearner(TriLevelDatasetLearner):
         return clean + self.curvature_weight * (shifted - clean).abs(), logits
 
 
+class CurvatureDatasetLearnerW1(CurvatureDatasetLearner):
+    """The GUARD row with the curvature weight 1 (module level, so it pickles)."""
+
+    curvature_weight = 1.0
+
+
+class CurvatureDatasetLearnerW01(CurvatureDatasetLearner):
+    """The GUARD row with the curvature weight 0.1."""
+
+    curvature_weight = 0.1
+
+
 # name -> factory(setup) -> unfitted learner (None: the training split as it is)
 LEARNERS = {
     "original": lambda s: None,
@@ -221,6 +233,8 @@ LEARNERS = {
     # removed; validation_trilevel-ablations, validation_trilevel-shift-cnn)
     # GUARD's curvature penalty instead of the adversary (a comparison row)
     "trilevel_guard": lambda s: s.trilevel(s.eps, cls=CurvatureDatasetLearner),
+    "trilevel_guard_w1": lambda s: s.trilevel(s.eps, cls=CurvatureDatasetLearnerW1),
+    "trilevel_guard_w0.1": lambda s: s.trilevel(s.eps, cls=CurvatureDatasetLearnerW01),
     # an ensemble of FC kernels (one depth drawn per step); the support
     # augmentation by 1-pixel shifts measured beside it on 2026-12-04 (0.307
     # robust against 0.583 without, validation_ntk-ablations) was removed
@@ -235,6 +249,11 @@ LEARNERS = {
     # on one CPU thread (2026-12-03), far from affordable on the whole split
     "ntk_conv": lambda s: s.ntk(s.eps, kernel="conv"),
     "ntk_conv_eps0": lambda s: s.ntk(0.0, kernel="conv"),
+    # the CNTK in support-set mode, affordable at --n-support 100 and
+    # --ntk-target-batch-size 64 (about 21 s per outer step on one CPU thread)
+    "ntk_conv_support": lambda s: s.ntk(s.eps, s.options["n_support"], kernel="conv"),
+    "ntk_conv_support_eps0": lambda s: s.ntk(0.0, s.options["n_support"],
+                                             kernel="conv"),
 }
 DEFAULT_LEARNERS = ["original", "ntk", "ntk_eps0", "ntk_support", "ntk_support_eps0",
                     "trilevel", "trilevel_eps0", "trilevel_fast", "trilevel_fast_eps0"]

@@ -7,7 +7,10 @@ K attack steps, so that both make the same forward and backward passes through
 the network. The hand-written loops are the cost floor: data already on the
 device as tensors, indexed by a random permutation, no checks and no
 bookkeeping. The library side is ``partial_fit`` with ``max_epochs=1``,
-``train_split=None``, ``verbose=0`` and the classifier's default callbacks.
+``train_split=None``, ``verbose=0`` and the classifier's default callbacks
+(``--epochs-per-call E``: ``max_epochs=E``, so that a call's fixed costs, input
+validation and skorch's set-up, are paid once per E epochs as in a user's
+``fit``; the hand loop then runs E epochs per timing and ART ``nb_epochs=E``).
 
 Methods (per batch; K attack steps, ``f`` the network):
 
@@ -42,15 +45,15 @@ size, K, batch size, optimizer; one epoch per timing); their differences from th
 hand-written loops are listed in ``benchmarks/README.md``. ``--no-art`` leaves
 them out.
 
-After one untimed warm-up epoch per side (during which the forward and backward
+After one untimed warm-up call per side (during which the forward and backward
 passes through the network are counted), the sides of all methods alternate for
-``--repeats`` epochs, the order rotating at each repeat. Per method, the ratio of
-the median epoch times (library / hand-written, ART / hand-written) is compared
-with the target 1.05; the pass counts of the library and of the hand-written
-loop must both equal the method's expected count (``same_work``). With
-``--profile`` (or when a method misses the target) one library epoch of that
-method runs under cProfile and the top functions are written next to the
-results.
+``--repeats`` calls, the order rotating at each repeat. Per method, the ratio of
+the median epoch times (a call's time divided by E; library / hand-written, ART
+/ hand-written) is compared with the target 1.05; the pass counts of the library
+and of the hand-written loop must both equal the method's expected count
+(``same_work``). With ``--profile`` (or when a method misses the target) one
+library epoch of that method runs under cProfile and the top functions are
+written next to the results.
 
 Examples::
 
@@ -58,6 +61,8 @@ Examples::
     python -m benchmarks.throughput --data mnist --data-path data/mnist.npz \\
         --n-train 2048 --threads 1 --repeats 3
     python -m benchmarks.throughput --methods pgd_at fast_at --no-art
+    python -m benchmarks.throughput --data digits --threads 1 --repeats 7 \
+        --epochs-per-call 5
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -435,7 +440,8 @@ def make_optimizer(name, params, lr):
 def library_classifier(method, net, args, device, eps, alpha):
     """The library's classifier of ``method`` training the module instance ``net``."""
     common = dict(
-        module=net, eps=eps, batch_size=args.batch_size, max_epochs=1, lr=args.lr,
+        module=net, eps=eps, batch_size=args.batch_size,
+        max_epochs=args.epochs_per_call, lr=args.lr,
         optimizer=torch.optim.Adam if args.optimizer == "adam" else torch.optim.SGD,
         **({} if args.optimizer == "adam" else {"optimizer__momentum": 0.9}),
         train_split=None, verbose=0, device=device, random_state=args.seed,
@@ -498,7 +504,8 @@ def art_epoch_function(peer, art, net, args, device, eps, alpha, X_np, y_np,
         clip_values=(0.0, 1.0),
         device_type="gpu" if str(device).startswith("cuda") else "cpu")
     if peer == "art_madry_pgd":
-        trainer = art["Madry"](classifier, nb_epochs=1, batch_size=args.batch_size,
+        trainer = art["Madry"](classifier, nb_epochs=args.epochs_per_call,
+                               batch_size=args.batch_size,
                                eps=eps, eps_step=alpha, max_iter=args.steps,
                                num_random_init=1)
         # its PGD attacks in chunks of 32 by default: the whole training batch here
@@ -508,7 +515,8 @@ def art_epoch_function(peer, art, net, args, device, eps, alpha, X_np, y_np,
                         max_iter=args.steps, num_random_init=1,
                         batch_size=args.batch_size, verbose=False)
     trainer = art["TRADES"](classifier, attack, beta=TRADES_BETA)
-    return lambda: trainer.fit(X_np, y_np, batch_size=args.batch_size, nb_epochs=1)
+    return lambda: trainer.fit(X_np, y_np, batch_size=args.batch_size,
+                               nb_epochs=args.epochs_per_call)
 
 
 def profile_epoch(run, device, top=25):
@@ -548,13 +556,16 @@ class Side:
         self.times, self.counts = [], None
         self.dur = []     # skorch's own epoch timer (library sides)
 
-    def warm_up_and_count(self):
+    def warm_up_and_count(self, epochs=1):
+        """Run the untimed warm-up call (``epochs`` epochs); keep the counts of
+        one epoch (the call's, divided by ``epochs``)."""
         counter = PassCounter(self.module)
         try:
             self.run()
         finally:
             counter.remove()
-        self.counts = counter.counts()
+        self.counts = tuple(c / epochs if c % epochs else c // epochs
+                            for c in counter.counts())
 
 
 # ---------------------------------------------------------------------------- main
@@ -578,7 +589,11 @@ def parse_args(argv=None):
                         help=f"L-inf radius (default: {DEFAULT_EPS})")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5,
-                        help="timed epochs per side (median taken)")
+                        help="timed calls per side (median taken)")
+    parser.add_argument("--epochs-per-call", type=int, default=1, metavar="E",
+                        help="epochs per timed call: the library's partial_fit "
+                             "runs E epochs (max_epochs=E), the hand loop E "
+                             "epochs, ART nb_epochs=E; times are per epoch")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -612,6 +627,9 @@ def main(argv=None):
     X = torch.as_tensor(X_np, device=device)
     y = torch.as_tensor(y_np, device=device)
     n_batches = -(-n // args.batch_size)
+    epc = args.epochs_per_call
+    if epc < 1:
+        raise SystemExit("--epochs-per-call must be at least 1")
     art = None if args.no_art else import_art()
 
     sides, classifiers = {}, {}
@@ -628,8 +646,9 @@ def main(argv=None):
         state = {}
 
         def hand_run(method=method, model=hand_net, opt=optimizer, state=state):
-            hand_epoch(method, model, opt, X, y, batch_size=args.batch_size,
-                       cfg=cfg, state=state)
+            for _ in range(args.epochs_per_call):
+                hand_epoch(method, model, opt, X, y, batch_size=args.batch_size,
+                           cfg=cfg, state=state)
 
         def lib_run(clf=clf):
             clf.partial_fit(X_np, y_np)
@@ -644,8 +663,8 @@ def main(argv=None):
             trainer = ("AdversarialTrainerMadryPGD" if peer == "art_madry_pgd"
                        else "AdversarialTrainerTRADESPyTorch")
             group.append(Side(peer, "art", f"ART {trainer}.fit", run, art_net))
-        for side in group:  # the untimed warm-up epoch, counted
-            side.warm_up_and_count()
+        for side in group:  # the untimed warm-up call, counted
+            side.warm_up_and_count(epc)
         sides[method] = group
         print(f"{method}: warm-up done; passes (forward, backward, samples) "
               + ", ".join(f"{s.kind} {s.counts}" for s in group), flush=True)
@@ -657,9 +676,10 @@ def main(argv=None):
             for side in group[k:] + group[:k]:
                 with Timer(device) as t:
                     side.run()
-                side.times.append(t.seconds)
+                side.times.append(t.seconds / epc)
                 if side.kind == "library":
-                    side.dur.append(classifiers[method].history[-1, "dur"])
+                    side.dur.append(statistics.fmean(
+                        classifiers[method].history[-epc:, "dur"]))
             line.append(f"{method} " + " ".join(
                 f"{s.kind} {s.times[-1]:.3f}s" for s in group))
         print(f"repeat {r + 1}/{args.repeats}: " + "; ".join(line), flush=True)
@@ -713,7 +733,8 @@ def main(argv=None):
         "eps": eps, "steps": args.steps, "step_size": alpha,
         "batch_size": args.batch_size, "n_batches": n_batches,
         "optimizer": args.optimizer, "lr": args.lr, "repeats": args.repeats,
-        "warm_up_epochs": 1, "seed": args.seed, "device": device,
+        "epochs_per_call": epc, "warm_up_epochs": epc, "seed": args.seed,
+        "device": device,
         "torch_threads": torch.get_num_threads(), "methods": list(args.methods),
         "art": art["version"] if art else None,
         "method_settings": {
@@ -738,13 +759,17 @@ def main(argv=None):
         f"of the same method; target for the library <= {TARGET}: "
         + ("met by every method." if not missed else
            f"MISSED by {', '.join(missed)}."),
-        "Library epoch = partial_fit(X, y) wall time: input validation, the "
-        "library's training iterator, the attack, skorch's callbacks and "
-        "bookkeeping. ratio_skorch_dur uses skorch's own epoch timer instead.",
+        "Library epoch = partial_fit(X, y) wall time"
+        + (f" / {epc} (max_epochs={epc}: one call trains {epc} epochs)"
+           if epc > 1 else "")
+        + ": input validation, the library's training iterator, the attack, "
+        "skorch's callbacks and bookkeeping. ratio_skorch_dur uses skorch's own "
+        "epoch timer instead.",
         f"loader_epoch_s (settings): one epoch of the library's iterator alone "
         f"({loader_s:.2e} s, batches drawn and moved to {device}, no compute).",
         "same_work: the library's and the hand loop's forward, backward and "
-        "sample counts on the warm-up epoch are equal (and equal to the method's "
+        "sample counts per epoch of the warm-up call are equal (and equal to the "
+        "method's "
         "expected count); for ART, whether its counts equal the hand loop's "
         "(passes_as_expected: ART's own expected count, see the README).",
     ]
@@ -762,7 +787,8 @@ def main(argv=None):
     for note in notes:
         print("-", note)
 
-    name = f"throughput_{args.data}_{module_cls.__name__.lower()}"
+    name = f"throughput_{args.data}_{module_cls.__name__.lower()}" + (
+        f"_{epc}epochs-per-call" if epc > 1 else "")
     if not args.no_write:
         paths = write_results(
             name, records, settings, device=device, summary=summary,

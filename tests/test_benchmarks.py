@@ -41,6 +41,17 @@ def test_throughput(results_in_tmp):
     assert sorted(p.suffix for p in results_in_tmp.iterdir()) == [".json", ".md"]
 
 
+def test_throughput_epochs_per_call():
+    # several epochs per timed call: the counts are per epoch and still equal
+    from benchmarks import throughput
+
+    summary = throughput.main(SMALL + ["--repeats", "1", "--steps", "2", "--no-art",
+                                       "--no-profile", "--no-write", "--methods",
+                                       "pgd_at", "fast_at", "--epochs-per-call", "2"])
+    assert [row["method"] for row in summary] == ["pgd_at", "fast_at"]
+    assert all(row["same_work"] for row in summary), summary
+
+
 def test_throughput_art(results_in_tmp):
     # the Adversarial Robustness Toolbox is a benchmark-only package (not
     # installed in CI): the test skips without it

@@ -186,7 +186,7 @@ def robustness_report(estimator, X, y, *, eps, norm="linf", attack=None, clip_mi
         float32, or :func:`torch.autocast` to bfloat16 or float16 (the logits come
         back in float32, the attacks' arithmetic stays in float32). Coarser
         gradients can weaken the attacks: trust a lower precision only where its
-        robust accuracy matches float32's (``benchmarks/throughput.py``).
+        robust accuracy matches float32's (``benchmarks/precision.py``).
 
     Returns
     -------

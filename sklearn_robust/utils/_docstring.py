@@ -75,7 +75,7 @@ FRAGMENTS = {
             a gradient scaler, ``grad_scaler_``). Predictions stay in float32;
             the scorers take a ``precision`` of their own. Check the robust
             accuracy of a lower precision beside its time
-            (``benchmarks/throughput.py``).''',
+            (``benchmarks/precision.py``).''',
     "channels_last": '''
         channels_last : bool, default=False
             Keep the network's 4-D weights and its image inputs in the

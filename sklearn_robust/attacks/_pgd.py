@@ -3,17 +3,17 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
+
 import torch
 
 from ..utils._param_validation import POSITIVE_INT, POSITIVE_REAL, StrOptions
-from ._ascent import ascend
+from ._ascent import ascend, compiled_pgd_step, pgd_step
 from ._base import BaseAttack
 from ._losses import LOSSES, get_loss
-from ._projections import ascent_step, clip_to_box, random_init
+from ._projections import clip_to_box, random_init
 
 __all__ = ["PGD", "FGSM"]
-
-
 
 
 class PGD(BaseAttack):
@@ -50,6 +50,15 @@ class PGD(BaseAttack):
     random_state : int, RandomState instance or None, default=None
         Seeds the random start through a local :class:`torch.Generator`; the global
         torch RNG is never touched.
+    compile : bool, default=False
+        Run the step after each gradient (the ascent step and the projection onto
+        the threat model) through ``torch.compile``, which fuses its chain of
+        elementwise operations into one kernel: fewer kernel launches per step
+        on a GPU. The model itself is not compiled (compile it, or use a
+        classifier's ``compile=True``). The first call with each new norm,
+        constant, dtype or device compiles (seconds); on a CPU the fused step is
+        no faster. Results equal the eager step's for L-inf; for L2 and L1 the
+        fused reductions may round differently (about 1e-7).
 
     See Also
     --------
@@ -104,7 +113,7 @@ class PGD(BaseAttack):
 
     def __init__(self, *, eps=0.3, norm="linf", n_steps=10, step_size=None,
                  random_start=True, n_restarts=1, loss="ce", clip_min=0.0,
-                 clip_max=1.0, random_state=None):
+                 clip_max=1.0, random_state=None, compile=False):
         self.eps = eps
         self.norm = norm
         self.n_steps = n_steps
@@ -115,6 +124,7 @@ class PGD(BaseAttack):
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.random_state = random_state
+        self.compile = compile
 
     _parameter_constraints = {
         **BaseAttack._parameter_constraints,
@@ -123,6 +133,7 @@ class PGD(BaseAttack):
         "step_size": [POSITIVE_REAL, None],
         "random_start": ["boolean", StrOptions({"uniform", "normal"})],
         "loss": [StrOptions(set(LOSSES)), callable],
+        "compile": ["boolean"],
     }
 
     def _step_size(self):
@@ -144,21 +155,21 @@ class PGD(BaseAttack):
         if self.loss == "kl":
             with torch.no_grad():
                 clean_logits = model(x)
-        step_size, norm = self._step_size(), self.norm
+        step_size = self._step_size()
 
         def objective(logits, _delta):
             return loss_fn(logits, y, clean_logits)
 
-        def update(grad):
-            return ascent_step(grad, step_size, norm)
-
         threat = self._threat()
+        step = functools.partial(compiled_pgd_step() if self.compile else pgd_step,
+                                 step_size=step_size, **threat)
         best = None
         for restart in range(self.n_restarts):
             x_adv, kappa = ascend(
-                model, x, self._start(x, generator), objective, update,
+                model, x, self._start(x, generator), objective, None,
                 n_steps=self.n_steps, **threat, y=y if return_info else None,
-                warn=self._warn_if_probabilities if restart == 0 else None)
+                warn=self._warn_if_probabilities if restart == 0 else None,
+                step=step)
             if self.n_restarts == 1:  # the run is the result (the training attacks)
                 return x_adv, ({"n_correct_steps": kappa} if return_info else {})
             if best is None:  # per sample, the run kept so far
@@ -236,6 +247,7 @@ class FGSM(PGD):
     random_start = False
     random_state = 0
     step_size = None
+    compile = False
 
     def _step_size(self):
         return float(self.eps)

@@ -451,18 +451,21 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         """A :class:`~sklearn_robust.attacks.PGD` with the classifier's threat model.
 
         ``eps``, ``norm``, ``n_steps``, ``step_size``, ``random_start`` and the
-        clip box come from the classifier; ``random_start`` and ``overrides``
-        (e.g. ``n_steps``) replace them. ``loss="kl", random_start="normal"`` is
-        the TRADES attack. Unless ``warn_reach`` is False, a UserWarning says
-        when ``n_steps * step_size < eps`` (the steps cannot reach the edge of
-        the ball from ``x``); single-step methods from a random start, where the
-        step length is a choice of the method, turn it off.
+        clip box come from the classifier, and with skorch's ``compile=True``
+        the attack's step is compiled as the network is (``PGD(compile=True)``);
+        ``random_start`` and ``overrides`` (e.g. ``n_steps``) replace them.
+        ``loss="kl", random_start="normal"`` is the TRADES attack. Unless
+        ``warn_reach`` is False, a UserWarning says when ``n_steps * step_size <
+        eps`` (the steps cannot reach the edge of the ball from ``x``);
+        single-step methods from a random start, where the step length is a
+        choice of the method, turn it off.
         """
         params = dict(eps=self.eps, norm=self.norm, n_steps=self.n_steps,
                       step_size=self.step_size,
                       random_start=(self.random_start if random_start is None
                                     else random_start),
-                      loss=loss, clip_min=self.clip_min, clip_max=self.clip_max)
+                      loss=loss, clip_min=self.clip_min, clip_max=self.clip_max,
+                      compile=bool(getattr(self, "compile", False)))
         params.update(overrides)
         steps, size = params["n_steps"], params["step_size"]
         if (warn_reach and size is not None and params["eps"]

@@ -232,13 +232,15 @@ def test_logits_check_is_skipped_with_check_input_false():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no cuda device")
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 @pytest.mark.parametrize("n_restarts", [1, 3])
-def test_training_attack_never_synchronises_with_the_host(norm, n_restarts):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_training_attack_never_synchronises_with_the_host(norm, n_restarts, compile):
     # the attack loop of training (check_input=False) must not read device
     # values on the host: torch raises on any synchronising call in this mode
     model, x, y = _linear_problem()
     model, x, y = model.cuda(), x.cuda(), y.cuda()
     eps = {"linf": 0.1, "l2": 0.5, "l1": 2.0}[norm]
-    attack = PGD(eps=eps, norm=norm, n_steps=3, n_restarts=n_restarts, random_state=0)
+    attack = PGD(eps=eps, norm=norm, n_steps=3, n_restarts=n_restarts, random_state=0,
+                 compile=compile)
     attack.perturb(model, x, y, check_input=False)     # warm-up (lazy init)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -247,3 +249,26 @@ def test_training_attack_never_synchronises_with_the_host(norm, n_restarts):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert x_adv.is_cuda and info["n_correct_steps"].is_cuda
+
+
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="no cuda device")])])
+def test_compiled_pgd_step_gives_the_eager_attack(device):
+    # PGD(compile=True) runs the step after each gradient through torch.compile:
+    # the same iterates as the eager step (bitwise for L-inf: the same elementwise
+    # operations in the same order; the fused L2 norm may round differently)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 4)).to(device)
+    x = torch.rand(24, 16, device=device)
+    y = torch.randint(0, 4, (24,), device=device)
+    for norm, eps in [("linf", 0.1), ("l2", 0.5)]:
+        kw = dict(eps=eps, norm=norm, n_steps=5, random_state=0)
+        eager = PGD(**kw).perturb(model, x, y)
+        compiled = PGD(**kw, compile=True).perturb(model, x, y)
+        if norm == "linf":
+            assert torch.equal(compiled, eager)
+        else:
+            assert torch.allclose(compiled, eager, atol=1e-5)
+        assert not torch.equal(eager, x)

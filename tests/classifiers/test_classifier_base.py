@@ -233,3 +233,19 @@ def test_channels_last_keeps_values_and_layout():
     np.testing.assert_array_equal(again.predict(X), nhwc.predict(X))
     with pytest.raises(ValueError, match="channels_last"):
         AdversarialClassifier(**kw, channels_last="yes").fit(X, y)
+
+
+@pytest.mark.parametrize("clf", [AdversarialClassifier(), TRADESClassifier(),
+                                 GAIRTRADESClassifier(),
+                                 LipschitzDropoutClassifier(method="pgd")],
+                         ids=lambda c: type(c).__name__)
+def test_compile_also_compiles_the_pgd_training_attacks_step(clf):
+    # skorch's compile=True compiles the network; the PGD training attacks of
+    # the classifier compile their step too, a given attack keeps its own choice
+    assert not clf.default_attack().compile
+    compiled = clone(clf).set_params(compile=True)
+    assert compiled.default_attack().compile
+    assert compiled.pgd_attack(loss="cw").compile
+    given = compiled.set_params(attack=PGD(n_steps=2))
+    given.initialize_attack()
+    assert not given.attack_.compile

@@ -42,7 +42,7 @@ stage throughput 90 python3 -m benchmarks.throughput --data mnist --data-path "$
     --methods pgd_at trades fast_at
 stage precision 200 python3 -m benchmarks.precision --data mnist --data-path "$DATA" \
     --n-train 10000 --n-test 500 --device cuda --epochs 4 \
-    --train-precisions fp32 bf16 fp16 bf16+channels_last fp32+compile \
+    --train-precisions fp32 bf16 fp16 bf16+channels_last fp32+compile_step fp32+compile \
     --eval-precisions fp32 bf16 fp16
 stage methods 240 python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
     --device cuda --epochs 10 --seeds 0 --methods natural pgd_at trades gairat dale

@@ -47,9 +47,19 @@ DEFAULT_EPS = {"digits": 0.1, "mnist": 0.3, "fashion_mnist": 0.1}
 
 #: training options beyond the precision: ``"bf16+compile"`` is
 #: ``precision="bf16", compile=True`` (skorch's ``torch.compile`` of the module,
-#: which the training attack runs through too)
+#: which the training attack runs through too, and of the training attack's
+#: step); ``"fp32+compile_step"`` compiles the attack's step only
 OPTION_FLAGS = {"compile": {"compile": True},
+                "compile_step": {"compile_step": True},
                 "channels_last": {"channels_last": True}}
+
+
+class StepCompiled(AdversarialClassifier):
+    """PGD-AT whose training attack compiles its step (``PGD(compile=True)``)
+    while the network runs eagerly."""
+
+    def default_attack(self):
+        return self.pgd_attack(compile=True)
 
 
 def parse_option(option):
@@ -67,7 +77,8 @@ def parse_option(option):
 def _classifier(args, option, X):
     module = SmallCNN if X.ndim == 4 else MLP
     precision, extra = parse_option(option)
-    return AdversarialClassifier(
+    cls = StepCompiled if extra.pop("compile_step", False) else AdversarialClassifier
+    return cls(
         module=module, eps=args.eps, n_steps=args.steps, step_size=None,
         max_epochs=1, batch_size=args.batch_size, lr=args.lr, device=args.device,
         random_state=args.seed, precision=precision, warm_start=True, **extra)
@@ -103,8 +114,8 @@ def main(argv=None):
                         help="scorer preset of the evaluation (fast, strong, pgd)")
     parser.add_argument("--train-precisions", nargs="+", default=["fp32", "bf16"],
                         help="training options: a precision (fp32, bf16, fp16) "
-                             "with optional +compile / +channels_last, e.g. "
-                             "fp32+compile")
+                             "with optional +compile / +compile_step / "
+                             "+channels_last, e.g. fp32+compile")
     parser.add_argument("--eval-precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=1,
                         help="evaluations per precision (median time)")

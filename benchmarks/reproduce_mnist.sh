@@ -30,7 +30,9 @@ else
     export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1
-# EXTRA: more run_methods options (a CPU smoke run: EXTRA="--n-train 200 --n-test 20")
+# EXTRA: more run_methods options (a CPU smoke run: EXTRA="--n-train 200 --n-test 20");
+# TAG: the first part of the result files' tag (default full; e.g. n2000 for a
+# reduced run)
 # shellcheck disable=SC2206
 common=(--device "$DEVICE" --epochs "$EPOCHS" --seeds 0 --module smallcnn
         --eval-attack strong ${EXTRA:-})
@@ -39,18 +41,18 @@ case "$STAGE" in
     pgd_at|trades|gairat|dale)
         python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
             "${common[@]}" --methods "$STAGE" --eps 0.3 --attack-steps 40 \
-            --step-size 0.01 --tag "full_${STAGE}_e${EPOCHS}" ;;
+            --step-size 0.01 --tag "${TAG:-full}_${STAGE}_e${EPOCHS}" ;;
     # the Lipschitz / dropout table of Yang et al. (2020) at eps 0.1
     lipschitz)
         python3 -m benchmarks.run_methods --data mnist --data-path "$DATA" \
             "${common[@]}" --methods lolip_trades lolip_trades_drop lolip_at \
             lolip_at_drop --eps 0.1 --attack-steps 10 \
-            --tag "full_lipschitz_e${EPOCHS}" ;;
+            --tag "${TAG:-full}_lipschitz_e${EPOCHS}" ;;
     # a second data set: Fashion-MNIST at eps 0.1
     fashion)
         python3 -m benchmarks.run_methods --data fashion_mnist --data-path "$FASHION" \
             "${common[@]}" --methods natural pgd_at trades --eps 0.1 \
-            --attack-steps 10 --tag "full_e${EPOCHS}" ;;
+            --attack-steps 10 --tag "${TAG:-full}_e${EPOCHS}" ;;
     # robust datasets on full MNIST (issue 18): one learner and its eps=0 control
     # per stage, learned at the evaluation eps (RD_EPS, default 0.1; 0.3 also),
     # naturally trained MLP(256, 256) and SmallCNN, the strong scorer on 1000
@@ -67,4 +69,5 @@ case "$STAGE" in
             "rd_ntk, rd_trilevel)"
        exit 2 ;;
 esac 2>&1 | tee "$OUT/log_$STAGE.txt"
-tar czf "$OUT/results_$STAGE.tgz" benchmarks/results/*cuda* 2>>"$OUT/log_$STAGE.txt"
+tar czf "$OUT/results_$STAGE.tgz" benchmarks/results/*"${DEVICE%%:*}"* \
+    2>>"$OUT/log_$STAGE.txt"

@@ -1,6 +1,9 @@
 """Smoke runs of the benchmarks on a few digits: every script still runs end to end
 (``python -m benchmarks.NAME``), with results written to a temporary folder."""
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
 from benchmarks import _common
@@ -142,6 +145,10 @@ def test_precision(results_in_tmp):
     assert all("time_vs_fp32" in r for r in records)
     assert precision.parse_option("bf16+compile") == ("bf16", {"compile": True})
     assert precision.parse_option("fp32") == ("fp32", {})
+    args = SimpleNamespace(eps=0.1, steps=2, batch_size=8, lr=1e-3, device="cpu",
+                           seed=0)
+    step_only = precision._classifier(args, "fp32+compile_step", np.zeros((4, 64)))
+    assert step_only.default_attack().compile and not step_only.compile
     with pytest.raises(SystemExit, match="unknown training option"):
         precision.parse_option("fp32+fast")
 

@@ -4,6 +4,7 @@
 
 import inspect
 import json
+import math
 import numbers
 import os
 import warnings
@@ -570,7 +571,11 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
         with autocast(self.precision, Xi.device):
             loss, y_pred = self.robust_loss(Xi, yi, sample_weight=sample_weight,
                                             **fit_params)
-        if not torch.isfinite(loss):
+        self.backward(loss)
+        # read after the backward pass is queued, so that a GPU is not idle while
+        # it is launched, and before the optimizer's step, which a non-finite
+        # loss never reaches; skorch reads the loss for the history anyway
+        if not math.isfinite(loss.item()):
             # as scikit-learn's SGD estimators: a diverged fit is an error, not a
             # model of NaN weights
             raise ValueError(
@@ -578,7 +583,6 @@ class BaseAdversarialClassifier(NeuralNetClassifier):
                 f"{len(self.history)}; the optimisation diverged. Lower the learning "
                 "rate (lr) or the weights of the loss terms (e.g. beta), or check "
                 "the scale of X.")
-        self.backward(loss)
         return {"loss": loss, "y_pred": y_pred}
 
     def backward(self, loss):

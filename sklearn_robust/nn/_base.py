@@ -7,6 +7,8 @@ import numbers
 import torch
 from torch import nn
 
+from ..utils._torch import first_parameter
+
 __all__ = ["image_shape"]
 
 
@@ -158,7 +160,7 @@ class _ShapedModule(nn.Module):
                 f"{type(self).__name__} expects a batch of shape {expected}, got "
                 f"{tuple(x.shape)}."
             )
-        param = next(self.parameters(), None)
+        param = first_parameter(self)
         if param is not None and x.dtype != param.dtype:
             x = x.to(param.dtype)
         return x.reshape(x.shape[0], *target_shape)

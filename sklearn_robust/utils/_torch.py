@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["autocast", "PRECISIONS", "eval_mode", "make_generator", "as_tensor",
+__all__ = ["autocast", "PRECISIONS", "eval_mode", "first_parameter",
+           "make_generator", "as_tensor",
            "seed_from_random_state",
            "fork_rng", "derive_seed", "flat_norm", "per_sample"]
 
@@ -42,11 +43,15 @@ def eval_mode(model):
         return
     flags = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
+        if any(flag for _, flag in flags):  # else already in eval mode
+            model.eval()
         yield model
     finally:
+        # the flags are plain attributes: set them without Module.__setattr__'s
+        # search of the parameters, buffers and sub-modules (a training batch
+        # switches modes twice)
         for m, flag in flags:
-            m.training = flag
+            object.__setattr__(m, "training", flag)
 
 
 #: The largest seed: scikit-learn and NumPy take int seeds in ``[0, MAX_SEED]``.
@@ -174,6 +179,20 @@ def as_tensor(X, *, device=None, dtype=None):
         return X.to(device=device if device is not None else X.device,
                     dtype=dtype if dtype is not None else X.dtype)
     return torch.as_tensor(np.asarray(X), device=device, dtype=dtype)
+
+
+def first_parameter(module):
+    """The first parameter of ``module`` in ``module.parameters()``'s order, or
+    None; without building that generator (a forward pass may ask for it)."""
+    for param in module._parameters.values():
+        if param is not None:
+            return param
+    for child in module._modules.values():
+        if child is not None:
+            param = first_parameter(child)
+            if param is not None:
+                return param
+    return None
 
 
 def module_device(module, default="cpu"):

@@ -82,7 +82,10 @@ FRAGMENTS = {
             channels-last (NHWC) memory layout, which convolutions may run
             faster in (tensor cores on GPUs, oneDNN on CPUs); the values are
             unchanged. Measure it with ``benchmarks/precision.py``
-            (``--train-precisions fp32 fp32+channels_last``).''',
+            (``--train-precisions fp32 fp32+channels_last``). skorch's
+            ``compile=True`` (one of the ``**kwargs``) compiles the network with
+            :func:`torch.compile`, and the step of the PGD training attacks
+            (``PGD(compile=True)``) with it.''',
     "device": '''
         device : str or torch.device, default="cpu"
             Device of the computation.''',

@@ -67,31 +67,38 @@ class GAIRMonitor(Callback):
     Attributes
     ----------
     stats_ : dict
-        Running sums of the current epoch.
+        Running sums of the current epoch, kept as tensors on the batches'
+        device and read on the host once per epoch.
     """
 
     def on_epoch_begin(self, net, **kwargs):
-        self.stats_ = {
-            "n": 0, "kappa_hist": np.zeros(net.kappa_max_ + 1, dtype=np.int64),
-            "w_sum": 0.0, "w_sq": 0.0, "w_min": math.inf, "w_max": -math.inf,
-            "ess_sum": 0.0, "ess_sq": 0.0}
+        self.stats_ = {"n": 0, "kappa_hist": None, "sums": None, "w_min": None,
+                       "w_max": None}
 
     def on_batch_end(self, net, training=False, **kwargs):
+        # the sums stay on the batch's device and are read on the host once, at
+        # the end of the epoch: no synchronisation per batch
         if not training:
             return
         s, batch = self.stats_, net.gair_batch_
-        k = batch["kappa"].detach().to("cpu", torch.int64).numpy()
-        w = batch["weights"].detach().to("cpu", torch.float64)
-        e = batch["loss_weights"].detach().to("cpu", torch.float64)
+        k = batch["kappa"].detach().long()
+        if not len(k):
+            return
+        w = batch["weights"].detach().to(k.device, torch.float64)
+        e = batch["loss_weights"].detach().to(k.device, torch.float64)
+        sums = torch.stack([w.sum(), (w * w).sum(), e.sum(), (e * e).sum()])
+        if s["sums"] is None:
+            s["kappa_hist"] = torch.zeros(net.kappa_max_ + 1, dtype=torch.int64,
+                                          device=k.device)
+            s["sums"], s["w_min"], s["w_max"] = sums, w.min(), w.max()
+        else:
+            s["sums"] = s["sums"] + sums
+            s["w_min"] = torch.minimum(s["w_min"], w.min())
+            s["w_max"] = torch.maximum(s["w_max"], w.max())
+        # index_add_ rather than bincount, which reads the largest value on the
+        # host; a kappa outside [0, K] is an index error, not a silent count
+        s["kappa_hist"].index_add_(0, k, torch.ones_like(k))
         s["n"] += len(k)
-        s["kappa_hist"] += np.bincount(k, minlength=len(s["kappa_hist"]))
-        if len(k):
-            s["w_sum"] += float(w.sum())
-            s["w_sq"] += float((w ** 2).sum())
-            s["w_min"] = min(s["w_min"], float(w.min()))
-            s["w_max"] = max(s["w_max"], float(w.max()))
-            s["ess_sum"] += float(e.sum())
-            s["ess_sq"] += float((e ** 2).sum())
 
     def on_epoch_end(self, net, **kwargs):
         h, s = net.history, self.stats_
@@ -100,8 +107,9 @@ class GAIRMonitor(Callback):
         n = s["n"]
         if not n:
             return
-        hist = s["kappa_hist"]
-        mean = s["w_sum"] / n
+        hist = s["kappa_hist"].cpu().numpy()
+        w_sum, w_sq, e_sum, e_sq = s["sums"].tolist()
+        mean = w_sum / n
         h.record("gair_kappa_mean", float(hist @ np.arange(len(hist)) / n))
         h.record("gair_kappa_frac_zero", float(hist[0] / n))
         h.record("gair_kappa_frac_max", float(hist[-1] / n))
@@ -109,10 +117,8 @@ class GAIRMonitor(Callback):
         h.record("gair_weight_min", float(s["w_min"]))
         h.record("gair_weight_max", float(s["w_max"]))
         h.record("gair_weight_mean", float(mean))
-        h.record("gair_weight_std", float(math.sqrt(max(s["w_sq"] / n - mean ** 2,
-                                                        0.0))))
-        h.record("gair_ess", float(s["ess_sum"] ** 2 / (n * s["ess_sq"]))
-                 if s["ess_sq"] > 0 else 0.0)
+        h.record("gair_weight_std", float(math.sqrt(max(w_sq / n - mean ** 2, 0.0))))
+        h.record("gair_ess", float(e_sum ** 2 / (n * e_sq)) if e_sq > 0 else 0.0)
 
 
 def _subset(X, y, max_samples, random_state):

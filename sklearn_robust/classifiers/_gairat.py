@@ -405,6 +405,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.kappa_max_ = int(getattr(self.attack_, "n_steps", self.n_steps))
+        self._kappa_checked = False
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
@@ -428,7 +429,12 @@ class GAIRATClassifier(BaseAdversarialClassifier):
                 "sklearn_robust.attacks.PGD does.")
         kappa = torch.as_tensor(kappa, device=X.device).long()
         kappa_max = getattr(self, "kappa_max_", self.n_steps)
-        if kappa.numel() and int(kappa.max()) > kappa_max:
+        # checked on the host at the first batch of a training call only (and at
+        # every call outside training): a later batch is not held up by the read
+        training = getattr(self, "_train_seed", None) is not None
+        check = not (training and self._kappa_checked)
+        self._kappa_checked = training
+        if check and kappa.numel() and int(kappa.max()) > kappa_max:
             raise ValueError(f"The training attack returned kappa up to "
                              f"{int(kappa.max())}, above its n_steps={kappa_max}.")
         return X_adv, kappa
@@ -454,7 +460,7 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         # with neither GAIR nor sample weights: exactly AdversarialClassifier's loss
         weights = self.loss_weights(sample_weight, log_w)
         loss = self.criterion_loss(y_pred, y, weights, X=X_adv)
-        ones = torch.ones(len(y), dtype=torch.float64)
+        ones = torch.ones(len(y), dtype=torch.float64, device=kappa.device)
         self.gair_batch_ = {"kappa": kappa,
                             "weights": ones if log_w is None else log_w.exp(),
                             "loss_weights": ones if weights is None else weights}
@@ -625,7 +631,7 @@ class GAIRTRADESClassifier(GAIRATClassifier):
         log_w = self.log_weights(kappa)
         s = self.loss_weights(sample_weight)
         if log_w is None:  # burn-in or gair_lambda=inf: TRADESClassifier's loss
-            w = torch.ones(len(y), dtype=torch.float64)
+            w = torch.ones(len(y), dtype=torch.float64, device=kappa.device)
             loss, logits = trades_loss(self, X, X_adv, y, beta=self.beta, weights=s,
                                        **fit_params)
         else:

@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -362,6 +363,15 @@ def test_attack_and_criterion_requirements(small_digits):
 
     with pytest.raises(TypeError, match="n_correct_steps"):
         GAIRATClassifier(attack=NoKappa(), **FAST).fit(X, y)
+
+    class OverCounting(PGD):  # kappa above K: caught at the first batch of a call
+        def _perturb(self, model, x, y, generator, return_info):
+            x_adv, info = super()._perturb(model, x, y, generator, True)
+            return x_adv, {"n_correct_steps": info["n_correct_steps"] + 10}
+
+    for cls in (GAIRATClassifier, GAIRTRADESClassifier):
+        with pytest.raises(ValueError, match="kappa up to 1[0-3], above its n_steps=3"):
+            cls(attack=OverCounting(n_steps=3), **FAST).fit(X, y)
     clf = GAIRATClassifier(attack=PGD(n_steps=5), burn_in_epochs=0, **FAST).fit(X, y)
     assert clf.kappa_max_ == 5 and len(clf.history[-1, "gair_kappa_hist"]) == 6
 
@@ -423,3 +433,65 @@ def test_diagnostics_are_a_callback_that_can_be_removed(small_digits):
     bare = GAIRATClassifier(callbacks__gair_monitor=None, **params).fit(X[:64], y[:64])
     assert not any(k.startswith("gair_") for k in bare.history[-1])
     assert _equal_params(clf, bare)     # diagnostics do not change training
+
+
+@pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
+def test_monitor_sums_the_epochs_batches(small_digits, cls):
+    # the monitor keeps its sums on the device and reads them once an epoch: the
+    # same statistics as a recomputation from every batch's kappa and weights
+    X, _, y, _ = small_digits
+    clf = cls(burn_in_epochs=0, batch_size=16, **{**FAST, "max_epochs": 1})
+    seen = []
+    loss_of = clf.robust_loss
+
+    def recording(*args, **kwargs):
+        out = loss_of(*args, **kwargs)
+        seen.append({k: v.detach().clone() for k, v in clf.gair_batch_.items()})
+        return out
+
+    clf.robust_loss = recording
+    clf.fit(X[:72], y[:72])
+    assert len(seen) == 5                          # 72 rows: four of 16, one of 8
+    kappa = torch.cat([b["kappa"] for b in seen]).numpy()
+    w = torch.cat([b["weights"] for b in seen]).numpy()
+    e = torch.cat([b["loss_weights"] for b in seen]).double().numpy()
+    h = clf.history[-1]
+    assert h["gair_kappa_hist"] == np.bincount(kappa, minlength=4).tolist()
+    assert h["gair_kappa_mean"] == pytest.approx(kappa.mean())
+    assert h["gair_weight_min"] == w.min() and h["gair_weight_max"] == w.max()
+    assert h["gair_weight_mean"] == pytest.approx(w.mean(), rel=1e-12)
+    assert h["gair_weight_std"] == pytest.approx(w.std(), rel=1e-9)
+    assert h["gair_ess"] == pytest.approx(e.sum() ** 2 / (72 * (e ** 2).sum()),
+                                          rel=1e-12)
+    assert 0 < h["gair_ess"] <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no cuda device")
+@pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
+def test_gair_batches_synchronise_no_more_than_pgd_at_batches(small_digits, cls):
+    # GAIR's kappa check (first batch only) and its monitor (sums on the device,
+    # read once an epoch) add no host synchronisation per batch: the count of
+    # synchronising calls grows with the batches exactly as PGD-AT's does
+    X, _, y, _ = small_digits
+
+    def syncs(clf, n):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                clf.partial_fit(X[:n], y[:n])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    def growth(clf):
+        clf.fit(X[:64], y[:64])                       # warm-up
+        return syncs(clf, 128) - syncs(clf, 64)       # 8 batches against 4
+
+    kw = dict(device="cuda", batch_size=16, **{**FAST, "max_epochs": 1})
+    gair = growth(cls(burn_in_epochs=0, **kw))
+    base = growth((TRADESClassifier if cls is GAIRTRADESClassifier
+                   else AdversarialClassifier)(**kw))
+    assert gair <= base

@@ -10,7 +10,6 @@ stopping and rolling back when it collapses (Wong et al., 2020).
 # SPDX-License-Identifier: BSD-3-Clause
 
 import copy
-import math
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -66,59 +65,50 @@ class GAIRMonitor(Callback):
 
     Attributes
     ----------
-    stats_ : dict
-        Running sums of the current epoch, kept as tensors on the batches'
-        device and read on the host once per epoch.
+    batches_ : list of tuple of tensors
+        The current epoch's ``(kappa, w, loss weights)`` of every training batch,
+        kept where the batches were computed and moved to the host once, at the
+        end of the epoch.
     """
 
     def on_epoch_begin(self, net, **kwargs):
-        self.stats_ = {"n": 0, "kappa_hist": None, "sums": None, "w_min": None,
-                       "w_max": None}
+        self.batches_ = []
 
     def on_batch_end(self, net, training=False, **kwargs):
-        # the sums stay on the batch's device and are read on the host once, at
-        # the end of the epoch: no synchronisation per batch
-        if not training:
-            return
-        s, batch = self.stats_, net.gair_batch_
-        k = batch["kappa"].detach().long()
-        if not len(k):
-            return
-        w = batch["weights"].detach().to(k.device, torch.float64)
-        e = batch["loss_weights"].detach().to(k.device, torch.float64)
-        sums = torch.stack([w.sum(), (w * w).sum(), e.sum(), (e * e).sum()])
-        if s["sums"] is None:
-            s["kappa_hist"] = torch.zeros(net.kappa_max_ + 1, dtype=torch.int64,
-                                          device=k.device)
-            s["sums"], s["w_min"], s["w_max"] = sums, w.min(), w.max()
-        else:
-            s["sums"] = s["sums"] + sums
-            s["w_min"] = torch.minimum(s["w_min"], w.min())
-            s["w_max"] = torch.maximum(s["w_max"], w.max())
-        # index_add_ rather than bincount, which reads the largest value on the
-        # host; a kappa outside [0, K] is an index error, not a silent count
-        s["kappa_hist"].index_add_(0, k, torch.ones_like(k))
-        s["n"] += len(k)
+        # kept as they are (on the device, detached): no computation and no
+        # synchronisation per batch; the statistics are taken at the epoch's end
+        if training:
+            b = net.gair_batch_
+            self.batches_.append((b["kappa"].detach(), b["weights"].detach(),
+                                  b["loss_weights"].detach()))
 
     def on_epoch_end(self, net, **kwargs):
-        h, s = net.history, self.stats_
+        h, batches = net.history, self.batches_
+        self.batches_ = []
         h.record("gair_lambda", float(net.current_lambda_))
         h.record("gair_reweighting", bool(net.reweighting_))
-        n = s["n"]
+        if not batches:
+            return
+        kappa, w, e = (torch.cat([b[i].to("cpu", dtype) for b in batches]).numpy()
+                       for i, dtype in enumerate((torch.int64, torch.float64,
+                                                  torch.float64)))
+        n, k_max = len(kappa), int(net.kappa_max_)
         if not n:
             return
-        hist = s["kappa_hist"].cpu().numpy()
-        w_sum, w_sq, e_sum, e_sq = s["sums"].tolist()
-        mean = w_sum / n
-        h.record("gair_kappa_mean", float(hist @ np.arange(len(hist)) / n))
+        if kappa.min() < 0 or kappa.max() > k_max:
+            raise ValueError(f"The training attack returned kappa in [{kappa.min()}, "
+                             f"{kappa.max()}], outside [0, n_steps={k_max}].")
+        hist = np.bincount(kappa, minlength=k_max + 1)
+        e_sq = float(e @ e)
+        h.record("gair_kappa_mean", float(kappa.mean()))
         h.record("gair_kappa_frac_zero", float(hist[0] / n))
         h.record("gair_kappa_frac_max", float(hist[-1] / n))
         h.record("gair_kappa_hist", hist.tolist())
-        h.record("gair_weight_min", float(s["w_min"]))
-        h.record("gair_weight_max", float(s["w_max"]))
-        h.record("gair_weight_mean", float(mean))
-        h.record("gair_weight_std", float(math.sqrt(max(w_sq / n - mean ** 2, 0.0))))
-        h.record("gair_ess", float(e_sum ** 2 / (n * e_sq)) if e_sq > 0 else 0.0)
+        h.record("gair_weight_min", float(w.min()))
+        h.record("gair_weight_max", float(w.max()))
+        h.record("gair_weight_mean", float(w.mean()))
+        h.record("gair_weight_std", float(w.std()))
+        h.record("gair_ess", float(e.sum() ** 2 / (n * e_sq)) if e_sq > 0 else 0.0)
 
 
 def _subset(X, y, max_samples, random_state):

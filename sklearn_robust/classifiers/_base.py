@@ -162,11 +162,13 @@ def _batch_codes(y):
 
 def _normalised(log_w, n):
     """``n * softmax(log_w)``: weights summing to ``n`` (zeros if all are -inf)."""
-    top = log_w.max() if log_w.numel() else torch.tensor(0.0, dtype=log_w.dtype)
-    if not torch.isfinite(top):
-        return torch.zeros_like(log_w)
-    w = torch.exp(log_w - top)
-    return w * (n / w.sum())
+    if not log_w.numel():
+        return log_w
+    # branch-free, so that no value is read on the host: all -inf gives w = 0
+    top = log_w.max()
+    w = torch.exp(log_w - torch.where(torch.isfinite(top), top, 0.0))
+    total = w.sum()
+    return w * torch.where(total > 0, n / total, 0.0)
 
 
 class _PrintLog(PrintLog):

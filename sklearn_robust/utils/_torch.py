@@ -56,6 +56,8 @@ def eval_mode(model):
 
 #: The largest seed: scikit-learn and NumPy take int seeds in ``[0, MAX_SEED]``.
 MAX_SEED = 2**32 - 1
+# the bound of a drawn seed (np.iinfo(np.int32).max, without building np.iinfo)
+_DRAWN_SEED_BOUND = 2**31 - 1
 
 # fork_rng reseeds torch's process-global generators: the lock lets one thread at
 # a time run a forked body (re-entrant, so a forked fit may fit a nested net)
@@ -107,7 +109,7 @@ def seed_from_random_state(random_state, name="random_state", max_seed=MAX_SEED)
                                                    np.random.RandomState):
         raise ValueError(f"{allowed} {random_state!r}.")
     rng = check_random_state(random_state)
-    return int(rng.randint(0, np.iinfo(np.int32).max))
+    return int(rng.randint(0, _DRAWN_SEED_BOUND))
 
 
 def derive_seed(seed, *keys):

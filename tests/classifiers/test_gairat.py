@@ -90,6 +90,10 @@ def test_batch_weights_sum_to_batch_size():
     w = _normalised(tiny, 3)
     assert torch.isfinite(w).all() and float(w.sum()) == pytest.approx(3.0)
     assert float(w[0]) == float(w[1])
+    # zero weights (log -inf) give zeros, not NaN; no rows give no rows
+    zeros = _normalised(torch.full((3,), -math.inf, dtype=torch.float64), 3)
+    assert zeros.tolist() == [0.0, 0.0, 0.0]
+    assert _normalised(torch.zeros(0, dtype=torch.float64), 0).shape == (0,)
 
 
 def test_classifier_weights_use_kappa_of_the_attack():
@@ -464,6 +468,13 @@ def test_monitor_sums_the_epochs_batches(small_digits, cls):
     assert h["gair_ess"] == pytest.approx(e.sum() ** 2 / (72 * (e ** 2).sum()),
                                           rel=1e-12)
     assert 0 < h["gair_ess"] <= 1
+    # a kappa outside [0, K] in any batch of the epoch is an error at its end
+    monitor = dict(clf.callbacks_)["gair_monitor"]
+    monitor.on_epoch_begin(clf)
+    clf.gair_batch_ = {**seen[0], "kappa": seen[0]["kappa"] + 4}
+    monitor.on_batch_end(clf, training=True)
+    with pytest.raises(ValueError, match=r"outside \[0, n_steps=3\]"):
+        monitor.on_epoch_end(clf)
 
 
 @pytest.mark.cuda

@@ -89,9 +89,12 @@ class GAIRMonitor(Callback):
         h.record("gair_reweighting", bool(net.reweighting_))
         if not batches:
             return
-        kappa, w, e = (torch.cat([b[i].to("cpu", dtype) for b in batches]).numpy()
-                       for i, dtype in enumerate((torch.int64, torch.float64,
-                                                  torch.float64)))
+
+        def column(i, dtype):  # joined where computed, then one copy to the host
+            return torch.cat([b[i] for b in batches]).to("cpu", dtype).numpy()
+
+        kappa, w, e = (column(0, torch.int64), column(1, torch.float64),
+                       column(2, torch.float64))
         n, k_max = len(kappa), int(net.kappa_max_)
         if not n:
             return

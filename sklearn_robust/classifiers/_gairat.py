@@ -405,7 +405,9 @@ class GAIRATClassifier(BaseAdversarialClassifier):
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         self.kappa_max_ = int(getattr(self.attack_, "n_steps", self.n_steps))
-        self._kappa_checked = False
+        # the largest kappa of the call's batches so far, kept on the device and
+        # read at each epoch's end (None until the first batch)
+        self._kappa_top = None
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
@@ -413,7 +415,23 @@ class GAIRATClassifier(BaseAdversarialClassifier):
         self.current_lambda_ = self.lambda_for_epoch(len(self.history))
         self.reweighting_ = math.isfinite(self.current_lambda_)
 
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        if getattr(self, "_kappa_top", None) is not None:
+            self._check_kappa(self._kappa_top)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self._kappa_top = None  # no device tensor left in the fitted state
+
     # ---------------------------------------------------------------- weights
+    def _check_kappa(self, top):
+        """Raise when ``top``, the largest kappa of some batches, exceeds ``K``."""
+        kappa_max = getattr(self, "kappa_max_", self.n_steps)
+        if int(top) > kappa_max:
+            raise ValueError(f"The training attack returned kappa up to "
+                             f"{int(top)}, above its n_steps={kappa_max}.")
+
     def perturb_with_kappa(self, X, y):
         """Attack a clean batch and return ``(X_adv, kappa)``.
 
@@ -428,15 +446,19 @@ class GAIRATClassifier(BaseAdversarialClassifier):
                 "info['n_correct_steps'] from perturb(..., return_info=True), as "
                 "sklearn_robust.attacks.PGD does.")
         kappa = torch.as_tensor(kappa, device=X.device).long()
-        kappa_max = getattr(self, "kappa_max_", self.n_steps)
-        # checked on the host at the first batch of a training call only (and at
-        # every call outside training): a later batch is not held up by the read
-        training = getattr(self, "_train_seed", None) is not None
-        check = not (training and self._kappa_checked)
-        self._kappa_checked = training
-        if check and kappa.numel() and int(kappa.max()) > kappa_max:
-            raise ValueError(f"The training attack returned kappa up to "
-                             f"{int(kappa.max())}, above its n_steps={kappa_max}.")
+        if not kappa.numel():
+            return X_adv, kappa
+        # read on the host at once outside training and at the first batch of a
+        # training call; the later batches' largest kappa stays on the device
+        # until the epoch's end, so that no batch is held up by the read
+        top = kappa.max()
+        if getattr(self, "_train_seed", None) is None:
+            self._check_kappa(top)
+        elif self._kappa_top is None:
+            self._check_kappa(top)
+            self._kappa_top = top
+        else:
+            self._kappa_top = torch.maximum(self._kappa_top, top)
         return X_adv, kappa
 
     def log_weights(self, kappa):

@@ -376,6 +376,23 @@ def test_attack_and_criterion_requirements(small_digits):
     for cls in (GAIRATClassifier, GAIRTRADESClassifier):
         with pytest.raises(ValueError, match="kappa up to 1[0-3], above its n_steps=3"):
             cls(attack=OverCounting(n_steps=3), **FAST).fit(X, y)
+
+    calls = []  # the fitted classifier attacks with a clone: counted here
+
+    class LateOverCounting(PGD):  # kappa above K from the second batch on
+        def _perturb(self, model, x, y, generator, return_info):
+            x_adv, info = super()._perturb(model, x, y, generator, True)
+            calls.append(len(x))
+            return x_adv, {"n_correct_steps": info["n_correct_steps"]
+                           + (10 if len(calls) > 1 else 0)}
+
+    # caught at the epoch's end by the classifier, with or without the monitor
+    for without_monitor in ({}, {"callbacks__gair_monitor": None}):
+        calls.clear()
+        with pytest.raises(ValueError, match="kappa up to 1[0-3], above its n_steps=3"):
+            GAIRATClassifier(attack=LateOverCounting(n_steps=3), batch_size=16,
+                             **without_monitor, **FAST).fit(X[:64], y[:64])
+        assert calls == [16] * 4                   # the four batches of the epoch ran
     clf = GAIRATClassifier(attack=PGD(n_steps=5), burn_in_epochs=0, **FAST).fit(X, y)
     assert clf.kappa_max_ == 5 and len(clf.history[-1, "gair_kappa_hist"]) == 6
 
@@ -441,8 +458,8 @@ def test_diagnostics_are_a_callback_that_can_be_removed(small_digits):
 
 @pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
 def test_monitor_sums_the_epochs_batches(small_digits, cls):
-    # the monitor keeps its sums on the device and reads them once an epoch: the
-    # same statistics as a recomputation from every batch's kappa and weights
+    # the monitor keeps the batches on the device and takes its statistics once
+    # an epoch: the same as a recomputation from every batch's kappa and weights
     X, _, y, _ = small_digits
     clf = cls(burn_in_epochs=0, batch_size=16, **{**FAST, "max_epochs": 1})
     seen = []
@@ -481,9 +498,9 @@ def test_monitor_sums_the_epochs_batches(small_digits, cls):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no cuda device")
 @pytest.mark.parametrize("cls", [GAIRATClassifier, GAIRTRADESClassifier])
 def test_gair_batches_synchronise_no_more_than_pgd_at_batches(small_digits, cls):
-    # GAIR's kappa check (first batch only) and its monitor (sums on the device,
-    # read once an epoch) add no host synchronisation per batch: the count of
-    # synchronising calls grows with the batches exactly as PGD-AT's does
+    # GAIR's kappa check (read at the first batch and at each epoch's end) and
+    # its monitor (read once an epoch) add no host synchronisation per batch: the
+    # count of synchronising calls grows with the batches exactly as PGD-AT's does
     X, _, y, _ = small_digits
 
     def syncs(clf, n):
